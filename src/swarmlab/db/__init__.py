@@ -1,0 +1,3 @@
+"""SQLAlchemy models, engine and sessions, Alembic migrations, and the query functions services
+use.
+"""

@@ -1,0 +1,1 @@
+"""An MCP server exposing the SDK to agent harnesses."""

@@ -1,0 +1,1 @@
+"""Scripted agents for demos, load and fault tests."""

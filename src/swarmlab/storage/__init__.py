@@ -1,0 +1,1 @@
+"""Content-addressed blob store over fsspec and safe extraction of uploaded bundles."""

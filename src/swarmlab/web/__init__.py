@@ -1,0 +1,1 @@
+"""Dashboard pages (server-rendered templates and small static scripts) on the api's services."""

@@ -1,0 +1,5 @@
+"""Shared test configuration. Fixtures live in `tests/fixtures/<area>.py`, one module per area."""
+
+pytest_plugins = [
+    "tests.fixtures.services",
+]
