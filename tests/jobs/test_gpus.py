@@ -70,9 +70,8 @@ def test_pinned_env_keeps_the_rest() -> None:
 
 def test_all_busy_times_out_then_frees(tmp_path: Path) -> None:
     pool = GpuPool(["0"], tmp_path)
-    with pool.slot():
-        with pytest.raises(NoFreeGpu, match="1 GPUs stayed busy"), pool.slot(timeout=0.1):
-            pass
+    with pool.slot(), pytest.raises(NoFreeGpu, match="1 GPUs stayed busy"), pool.slot(timeout=0.1):
+        pass
     with pool.slot(timeout=0) as slot:
         assert slot.device == "0"
 
