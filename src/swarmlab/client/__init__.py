@@ -1,1 +1,51 @@
-"""The Python SDK (httpx) and the participant CLI built on it."""
+"""The Python SDK (httpx) and the participant CLI built on it.
+
+Importing this package is cheap: the SDK (and httpx) load on first use of a name below, so
+`swarmlab --help` never pays for them.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from swarmlab.client.errors import (
+        ApiError,
+        AuthError,
+        ConfigError,
+        Conflict,
+        HubUnreachable,
+        InvalidRequest,
+        NotFound,
+        RateLimited,
+        ServerError,
+        SwarmlabError,
+    )
+    from swarmlab.client.sdk import Client, ListQuery, Page, Registration
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "Client",
+    "ConfigError",
+    "Conflict",
+    "HubUnreachable",
+    "InvalidRequest",
+    "ListQuery",
+    "NotFound",
+    "Page",
+    "RateLimited",
+    "Registration",
+    "ServerError",
+    "SwarmlabError",
+]
+
+_FROM_SDK = {"Client", "ListQuery", "Page", "Registration"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'swarmlab.client' has no attribute {name!r}")
+    module = "sdk" if name in _FROM_SDK else "errors"
+    return getattr(import_module(f"swarmlab.client.{module}"), name)

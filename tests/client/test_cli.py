@@ -1,0 +1,33 @@
+"""`swarmlab agent ...` without a hub: argument errors and an unreachable hub."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from tests.fixtures.services import free_port
+from typer.testing import CliRunner
+
+from swarmlab.cli import app
+
+
+def test_an_unreachable_hub_is_one_clear_line_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "sleep", lambda _s: None)  # skip the retry backoff
+    url = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(app, ["agent", "--url", url, "--token", "t", "me"])
+    assert result.exit_code == 1
+    assert "cannot reach the hub" in result.output and url in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_malformed_score_is_refused_before_any_request() -> None:
+    args = ["agent", "result", "-s", "tps", "--method", "m", "--description", "d"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "NAME=NUMBER" in result.output
+
+
+def test_every_participant_command_is_listed() -> None:
+    result = CliRunner().invoke(app, ["agent", "--help"])
+    for command in ("register", "post", "inbox", "digest", "result", "leaderboard", "files", "me"):
+        assert command in result.output
