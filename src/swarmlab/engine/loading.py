@@ -1,0 +1,163 @@
+"""Load a Gemma-4 text checkpoint from a local directory, never from the network.
+
+A checkpoint directory holds `config.json` (model_type `gemma4_text`), the weights as
+`model.safetensors` (or shards with `model.safetensors.index.json`) and the tokenizer
+(`tokenizer.json` + `tokenizer_config.json`); `swarmlab engine make-tiny DIR` writes one.
+Every failure raises `CheckpointError` with a message that says what to pass instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import Gemma4ForCausalLM, Gemma4TextConfig, PreTrainedTokenizerBase
+
+DTYPES = ("float32", "bfloat16")
+TEXT_MODEL_TYPE = "gemma4_text"
+_HINT = "pass a local Gemma-4 text checkpoint directory (build a tiny one with `swarmlab engine make-tiny DIR`)"
+
+
+class CheckpointError(Exception):
+    """The directory is not a loadable Gemma-4 text checkpoint, or the device/dtype is unusable."""
+
+
+def _offline() -> None:
+    """Forbid hub downloads for anything transformers or huggingface_hub does from here on."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def check_checkpoint_dir(path: Path) -> Path:
+    """Return `path` resolved, or raise naming every missing file."""
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a directory: {_HINT}")
+    missing = [name for name in ("config.json", "tokenizer.json") if not (path / name).is_file()]
+    if not any(
+        (path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")
+    ):
+        missing.append("model.safetensors (or model.safetensors.index.json with its shards)")
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}: {_HINT}")
+    return path.resolve()
+
+
+def read_config_json(path: Path) -> dict[str, Any]:
+    """The checkpoint's `config.json` as a dict, checked to describe a Gemma-4 text decoder."""
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path / 'config.json'} is not readable JSON ({exc}): {_HINT}"
+        ) from exc
+    model_type = data.get("model_type") if isinstance(data, dict) else None
+    if model_type != TEXT_MODEL_TYPE:
+        raise CheckpointError(
+            f"{path / 'config.json'} has model_type {model_type!r}, not {TEXT_MODEL_TYPE!r}: "
+            f"this engine serves Gemma-4 text decoders only; {_HINT}"
+        )
+    return data
+
+
+def load_config(path: Path) -> Gemma4TextConfig:
+    """The checkpoint's `Gemma4TextConfig`."""
+    _offline()
+    from transformers import Gemma4TextConfig
+
+    path = check_checkpoint_dir(path)
+    read_config_json(path)
+    return Gemma4TextConfig.from_pretrained(path, local_files_only=True)
+
+
+def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer, with its chat template."""
+    _offline()
+    from transformers import AutoTokenizer
+
+    path = check_checkpoint_dir(path)
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as exc:  # a malformed tokenizer.json fails in many ways (KeyError, ...)
+        raise CheckpointError(f"cannot load the tokenizer in {path} ({exc}): {_HINT}") from exc
+
+
+def _ids(value: object) -> set[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {value}
+    if isinstance(value, list):
+        return {v for v in value if isinstance(v, int) and not isinstance(v, bool)}
+    return set()
+
+
+def read_generation_stop_ids(
+    path: Path, config: Gemma4TextConfig, tokenizer: PreTrainedTokenizerBase
+) -> set[int]:
+    """The ids that end a generation: `generation_config.json`'s `eos_token_id` (Gemma lists
+    `<eos>` and `<end_of_turn>` there), else config.json's, plus the tokenizer's eos."""
+    stop: set[int] = set()
+    generation_config = path / "generation_config.json"
+    if generation_config.is_file():
+        try:
+            stop = _ids(
+                json.loads(generation_config.read_text(encoding="utf-8")).get("eos_token_id")
+            )
+        except (OSError, ValueError, AttributeError) as exc:
+            raise CheckpointError(
+                f"{generation_config} is not a readable JSON object ({exc}): fix or delete it"
+            ) from exc
+    if not stop:
+        stop = _ids(config.eos_token_id)
+    return stop | _ids(tokenizer.eos_token_id)
+
+
+def resolve_device(device: str) -> torch.device:
+    """`cpu`, `cuda` or `cuda:N`, checked against the hardware present."""
+    import torch
+
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise CheckpointError(f"unknown device {device!r}: pass cpu, cuda or cuda:N") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError(
+            f"device {device!r} asked for, but CUDA is not available here: pass --device cpu"
+        )
+    if resolved.type not in ("cpu", "cuda"):
+        raise CheckpointError(f"device {device!r} is not supported: pass cpu, cuda or cuda:N")
+    return resolved
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """`float32` or `bfloat16` as a torch dtype."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise CheckpointError(f"dtype {dtype!r} is not supported: pass one of {', '.join(DTYPES)}")
+    return getattr(torch, dtype)
+
+
+def load_model(path: Path, device: str = "cpu", dtype: str = "float32") -> Gemma4ForCausalLM:
+    """The checkpoint as a `Gemma4ForCausalLM` in eval mode on `device`, weights in `dtype`."""
+    _offline()
+    from transformers import Gemma4ForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    config = load_config(path)
+    hf_logging.disable_progress_bar()
+    try:
+        loaded: Any = Gemma4ForCausalLM.from_pretrained(
+            path, config=config, dtype=torch_dtype, local_files_only=True, output_loading_info=True
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot load the weights in {path} ({exc}): {_HINT}") from exc
+    model, info = loaded
+    # transformers fills missing weights with random values; a reference must refuse instead.
+    if missing := sorted(info.get("missing_keys", ())):
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise CheckpointError(f"{path} lacks {len(missing)} weights ({shown}): {_HINT}")
+    return model.to(torch_device).eval()
