@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,24 @@ def test_missing_manifest_file(tmp_path: Path) -> None:
 def test_parse_without_a_folder_checks_shapes_only() -> None:
     manifest = parse_manifest(valid(serve=["python", "anything.py"]))
     assert manifest.serve[1] == "anything.py"
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "challenges" / "fast-gemma" / "examples"
+
+
+def test_vllm_example_manifest_is_valid() -> None:
+    manifest = load_manifest(EXAMPLES / "vllm")
+    assert manifest.model_id == "google/gemma-4-E4B-it"
+    assert not manifest.model_is_local
+    assert manifest.env["MAX_NUM_BATCHED_TOKENS"] == "512"
+
+
+def test_reference_example_needs_its_model_folder(tmp_path: Path) -> None:
+    copy = tmp_path / "reference"
+    shutil.copytree(EXAMPLES / "reference", copy)
+    with pytest.raises(ManifestError, match="not a folder in the submission"):
+        load_manifest(copy)
+    (copy / "model").mkdir()
+    manifest = load_manifest(copy)
+    assert manifest.model_is_local
+    assert manifest.dependencies == ()
