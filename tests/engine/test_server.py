@@ -148,6 +148,24 @@ def test_chat_accepts_text_parts_and_max_completion_tokens(client: httpx.Client)
     assert response.json()["usage"]["completion_tokens"] == 3
 
 
+def test_tokenize_renders_the_chat_template_like_chat_completions(client: httpx.Client) -> None:
+    messages = [{"role": "user", "content": "What is 2 + 3?"}]
+    tokens = client.post("/tokenize", json={"model": "tiny", "messages": messages}).json()
+    chat = client.post(
+        "/v1/chat/completions",
+        json={"messages": messages, "max_tokens": 0, "return_token_ids": True},
+    ).json()
+    assert tokens["tokens"] == chat["choices"][0]["prompt_token_ids"]
+    assert tokens["count"] == len(tokens["tokens"]) and tokens["max_model_len"] == 8192
+
+
+def test_tokenize_and_detokenize_round_trip_text(client: httpx.Client) -> None:
+    body = client.post("/tokenize", json={"prompt": "Hello world"}).json()
+    assert body["tokens"][0] == 2  # <bos>, as add_special_tokens defaults to true for text
+    text = client.post("/detokenize", json={"tokens": body["tokens"]}).json()["prompt"]
+    assert text == "<bos>Hello world"
+
+
 BAD_COMPLETIONS: list[tuple[Any, str | None, str]] = [
     ({"prompt": 5}, "prompt", "invalid_value"),
     ({}, "prompt", "invalid_value"),
@@ -201,6 +219,25 @@ BAD_CHATS: list[tuple[Any, str | None, str]] = [
 ]
 
 
+BAD_TOKENIZE: list[tuple[str, Any, str | None, str]] = [
+    ("/tokenize", {}, "prompt", "invalid_value"),
+    (
+        "/tokenize",
+        {"prompt": "hi", "add_special_tokens": "no"},
+        "add_special_tokens",
+        "invalid_type",
+    ),
+    (
+        "/tokenize",
+        {"messages": [{"role": "bot", "content": "x"}]},
+        "messages[0].role",
+        "invalid_value",
+    ),
+    ("/detokenize", {"tokens": "1 2"}, "tokens", "invalid_value"),
+    ("/detokenize", {"tokens": [1, 512]}, "tokens", "invalid_value"),
+]
+
+
 def _assert_openai_400(response: httpx.Response, param: str | None, code: str) -> None:
     assert response.status_code == 400, response.text
     error = response.json()["error"]
@@ -221,6 +258,13 @@ def test_bad_chat_requests_get_a_400(
     client: httpx.Client, body: Any, param: str | None, code: str
 ) -> None:
     _assert_openai_400(client.post("/v1/chat/completions", json=body), param, code)
+
+
+@pytest.mark.parametrize(("path", "body", "param", "code"), BAD_TOKENIZE)
+def test_bad_tokenize_requests_get_a_400(
+    client: httpx.Client, path: str, body: Any, param: str | None, code: str
+) -> None:
+    _assert_openai_400(client.post(path, json=body), param, code)
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe", b""])

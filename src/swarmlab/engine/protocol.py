@@ -227,3 +227,53 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
         ignore_eos=_flag(body, "ignore_eos"),
         return_token_ids=_flag(body, "return_token_ids"),
     )
+
+
+@dataclass(frozen=True)
+class TokenizeRequest:
+    """vLLM's `POST /tokenize`: a text prompt, or messages to render with the chat template."""
+
+    prompt: str | None
+    messages: list[dict[str, str]] | None
+    add_special_tokens: bool
+    add_generation_prompt: bool
+    model: str | None = None
+
+
+def _optional_flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = _typed(body, name, (bool,), "true or false")
+    return default if value is None else bool(value)
+
+
+def parse_tokenize(body: dict[str, Any]) -> TokenizeRequest:
+    """Validate a `/tokenize` body. As in vLLM, a text prompt gets special tokens by default
+    and messages do not (their template writes `<bos>`), and messages get the generation
+    prompt by default."""
+    if "messages" in body:
+        return TokenizeRequest(
+            prompt=None,
+            messages=_messages(body),
+            add_special_tokens=_optional_flag(body, "add_special_tokens", False),
+            add_generation_prompt=_optional_flag(body, "add_generation_prompt", True),
+            model=_model(body),
+        )
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        raise InvalidRequestError("send prompt (a string) or messages to tokenize", "prompt")
+    return TokenizeRequest(
+        prompt=prompt,
+        messages=None,
+        add_special_tokens=_optional_flag(body, "add_special_tokens", True),
+        add_generation_prompt=False,
+        model=_model(body),
+    )
+
+
+def parse_detokenize(body: dict[str, Any]) -> tuple[list[int], str | None]:
+    """Validate a `/detokenize` body: the token ids and the optional model name."""
+    tokens = body.get("tokens")
+    if not isinstance(tokens, list) or not all(
+        isinstance(t, int) and not isinstance(t, bool) for t in tokens
+    ):
+        raise InvalidRequestError("tokens must be a list of integer token ids", "tokens")
+    return tokens, _model(body)

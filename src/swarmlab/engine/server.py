@@ -2,7 +2,7 @@
 
 GPU machines have no FastAPI or uvicorn, so this is `http.server.ThreadingHTTPServer` with
 JSON written by hand. Routes: `GET /v1/models`, `POST /v1/completions`,
-`POST /v1/chat/completions` (and `GET /health`). HTTP/1.1 keep-alive is on, so a benchmark
+`POST /v1/chat/completions`, vLLM's `POST /tokenize` and `POST /detokenize` (and `GET /health`). HTTP/1.1 keep-alive is on, so a benchmark
 client pays for one TCP connection, not one per request. The model is loaded before the port
 is bound: once `GET /v1/models` answers, the server is ready. SIGTERM and SIGINT stop it
 gracefully: no new requests, and the one being generated is allowed to finish.
@@ -27,7 +27,9 @@ from swarmlab.engine.protocol import (
     InvalidRequestError,
     parse_chat,
     parse_completion,
+    parse_detokenize,
     parse_json_object,
+    parse_tokenize,
 )
 from swarmlab.engine.service import CompletionService, ModelLimits
 
@@ -139,11 +141,13 @@ class EngineRequestHandler(BaseHTTPRequestHandler):
             self._not_found()
 
     def do_POST(self) -> None:
-        """`POST /v1/completions` and `POST /v1/chat/completions`."""
+        """Completions, chat completions, tokenize and detokenize."""
         service = self.server.service
         routes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "/v1/completions": lambda body: service.complete(parse_completion(body)),
             "/v1/chat/completions": lambda body: service.chat(parse_chat(body)),
+            "/tokenize": lambda body: service.tokenize(parse_tokenize(body)),
+            "/detokenize": lambda body: service.detokenize(*parse_detokenize(body)),
         }
         route = routes.get(self.path)
         try:

@@ -14,7 +14,12 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from swarmlab.engine.protocol import ChatRequest, CompletionRequest, InvalidRequestError
+from swarmlab.engine.protocol import (
+    ChatRequest,
+    CompletionRequest,
+    InvalidRequestError,
+    TokenizeRequest,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -78,12 +83,12 @@ class CompletionService:
                 "model_not_found",
             )
 
-    def _check_ids(self, ids: list[int]) -> None:
+    def _check_ids(self, ids: list[int], param: str = "prompt") -> None:
         bad = next((t for t in ids if not 0 <= t < self.limits.vocab_size), None)
         if bad is not None:
             raise InvalidRequestError(
                 f"token id {bad} is outside the vocabulary [0, {self.limits.vocab_size}): send ids the model's tokenizer produced",
-                "prompt",
+                param,
             )
 
     def _budget(self, prompt_len: int, max_tokens: int | None) -> int:
@@ -140,11 +145,7 @@ class CompletionService:
         if isinstance(request.prompt, list):
             self._check_ids(request.prompt)
             return list(request.prompt)
-        ids = list(
-            self.tokenizer(request.prompt, add_special_tokens=request.add_special_tokens)[
-                "input_ids"
-            ]
-        )
+        ids = self._encode(request.prompt, request.add_special_tokens)
         if not ids:
             raise InvalidRequestError("the prompt tokenizes to no tokens: send some text", "prompt")
         return ids
@@ -195,19 +196,28 @@ class CompletionService:
             choice["prompt_logprobs"] = self._logprob_entries(prompt_ids, request.prompt_logprobs)
         return self._envelope("completion", choice, generation)
 
-    def _chat_ids(self, request: ChatRequest) -> list[int]:
+    def _render_chat(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
         from jinja2 import TemplateError
 
         try:
-            text = self.tokenizer.apply_chat_template(
-                request.messages, add_generation_prompt=True, tokenize=False
+            return str(
+                self.tokenizer.apply_chat_template(
+                    messages, add_generation_prompt=add_generation_prompt, tokenize=False
+                )
             )
         except TemplateError as exc:
             raise InvalidRequestError(
                 f"the chat template rejected these messages: {exc}", "messages"
             ) from exc
+
+    def _encode(self, text: str, add_special_tokens: bool) -> list[int]:
+        return [
+            int(t) for t in self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+        ]
+
+    def _chat_ids(self, request: ChatRequest) -> list[int]:
         # The template already writes <bos>; adding special tokens again would double it.
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self._encode(self._render_chat(request.messages, True), add_special_tokens=False)
 
     def chat(self, request: ChatRequest) -> dict[str, Any]:
         """The `POST /v1/chat/completions` body for a validated request."""
@@ -226,3 +236,19 @@ class CompletionService:
             choice["prompt_token_ids"] = prompt_ids
             choice["token_ids"] = generation.token_ids
         return self._envelope("chat", choice, generation)
+
+    def tokenize(self, request: TokenizeRequest) -> dict[str, Any]:
+        """The `POST /tokenize` body (vLLM's shape: count, max_model_len, tokens)."""
+        self._check_model(request.model)
+        if request.messages is not None:
+            text = self._render_chat(request.messages, request.add_generation_prompt)
+        else:
+            text = request.prompt or ""
+        tokens = self._encode(text, request.add_special_tokens)
+        return {"count": len(tokens), "max_model_len": self.limits.max_context, "tokens": tokens}
+
+    def detokenize(self, tokens: list[int], model: str | None) -> dict[str, Any]:
+        """The `POST /detokenize` body: the text of `tokens`, special tokens included."""
+        self._check_model(model)
+        self._check_ids(tokens, "tokens")
+        return {"prompt": str(self.tokenizer.decode(tokens))}
