@@ -79,7 +79,7 @@ def test_zero_max_tokens_generates_nothing(
 
 def _full_forward_logprobs(backend: ReferenceBackend, prompt: list[int]) -> torch.Tensor:
     with torch.inference_mode():
-        logits = backend.model(torch.tensor([prompt])).logits[0]
+        logits = backend.model(torch.tensor([prompt], device=backend.model.device)).logits[0]
     return torch.log_softmax(logits.float(), dim=-1)
 
 
@@ -109,3 +109,40 @@ def test_a_one_token_prompt_has_only_the_null_entry(backend: ReferenceBackend) -
 def test_prefill_chunk_must_be_positive(backend: ReferenceBackend) -> None:
     with pytest.raises(ValueError, match="prefill_chunk"):
         ReferenceBackend(backend.model, prefill_chunk=0)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_greedy_on_cuda_equals_transformers_generate(
+    tiny_model_dir: Path, prompts: list[list[int]], dtype: str
+) -> None:
+    gpu = ReferenceBackend.from_options(BackendOptions(tiny_model_dir, device="cuda", dtype=dtype))
+    gpu.model.generation_config.eos_token_id = None
+    for prompt in prompts:
+        expected = gpu.model.generate(
+            torch.tensor([prompt], device="cuda"), do_sample=False, max_new_tokens=48
+        )
+        assert gpu.generate(prompt, 48, None) == expected[0, len(prompt) :].tolist()
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_prompt_logprobs_on_cuda_bfloat16_match_a_full_forward(
+    tiny_model_dir: Path, prompts: list[list[int]]
+) -> None:
+    gpu = ReferenceBackend.from_options(
+        BackendOptions(tiny_model_dir, device="cuda", dtype="bfloat16", prefill_chunk=16)
+    )
+    prompt = prompts[-1]
+    full = _full_forward_logprobs(gpu, prompt)
+    entries = gpu.prompt_logprobs(prompt)
+    for position in range(1, len(prompt)):
+        entry = entries[position]
+        assert entry is not None
+        assert entry[prompt[position]] == pytest.approx(
+            full[position - 1, prompt[position]].item(), abs=0.1
+        )

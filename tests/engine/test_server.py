@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 from tests.fixtures.models import engine_server, stop_process
 
 from swarmlab.engine.reference import ReferenceBackend
@@ -338,3 +339,18 @@ def test_an_unknown_backend_fails_fast(tiny_model_dir: Path) -> None:
     )
     assert result.returncode == 2
     assert "no backend named 'nope'" in result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_serves_on_cuda_in_bfloat16(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from swarmlab.engine.backend import BackendOptions
+
+    gpu = ReferenceBackend.from_options(BackendOptions(tiny_model_dir, "cuda", "bfloat16"))
+    prompt = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 4
+    args = ("--device", "cuda", "--dtype", "bfloat16")
+    with engine_server(tiny_model_dir, *args, log=tmp_path / "server.log") as (url, _process):
+        body = {"prompt": prompt, "max_tokens": 32, "ignore_eos": True, "return_token_ids": True}
+        response = httpx.post(f"{url}/v1/completions", json=body, timeout=60.0)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["token_ids"] == gpu.generate(prompt, 32, None)
