@@ -6,7 +6,6 @@ Only Typer and Rich at import time; the harness and the challenge pack load insi
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +161,6 @@ def _run_with_progress(config: RunConfig) -> RunResult:
     """Run with one Rich progress bar per stage; Ctrl-C cancels cleanly."""
     from swarmlab.bench.runner import run_benchmark
 
-    cancel = threading.Event()
     columns = (
         TextColumn("{task.description:<10}"),
         BarColumn(),
@@ -172,20 +170,22 @@ def _run_with_progress(config: RunConfig) -> RunResult:
     with Progress(*columns, console=console) as bars:
         tasks: dict[str, Any] = {}
 
+        def finish(task: Any) -> None:
+            state = bars.tasks[task]
+            if state.total is None or state.completed < state.total:
+                bars.update(task, total=max(state.completed, 1), completed=max(state.completed, 1))
+            bars.stop_task(task)
+
         def show(event: StageProgress) -> None:
             if event.stage not in tasks:
+                for earlier in tasks.values():
+                    finish(earlier)
                 tasks[event.stage] = bars.add_task(event.stage, total=event.total or None)
-            task = tasks[event.stage]
-            bars.update(task, completed=event.done, total=event.total or None)
+            bars.update(tasks[event.stage], completed=event.done, total=event.total or None)
 
-        try:
-            result = run_benchmark(config, on_progress=show, cancel=cancel)
-        except KeyboardInterrupt:
-            cancel.set()
-            raise
-        for task in tasks.values():
-            if bars.tasks[task].total is None:
-                bars.update(task, total=1, completed=1)
+        result = run_benchmark(config, on_progress=show)  # Ctrl-C ends it as `cancelled`
+        if result.ok and tasks:
+            finish(list(tasks.values())[-1])
     return result
 
 

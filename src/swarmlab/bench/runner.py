@@ -152,6 +152,8 @@ class _Run:
         except BenchError as exc:
             error = self.stop_reason or self._stop_due() or exc
             return self._finish(error.status, error)
+        except KeyboardInterrupt:
+            return self._finish("cancelled", RunCancelled("interrupted by the user (Ctrl-C)"))
         except Exception as exc:  # a harness bug: still leave a readable status and log
             self.log.info(traceback.format_exc())
             bug = BenchError(f"internal harness error: {exc!r}; please report it with server.log")
