@@ -52,14 +52,9 @@ def test_config_has_sliding_global_shared_kv_and_per_layer_embeddings(tiny_model
         config.per_layer_config[global_layer].head_dim
         == 2 * config.per_layer_config[sliding_layer].head_dim
     )
-    # the last layers reuse the KV cache of an earlier layer of each attention type
-    sharing = config.kv_sharing_modes
-    assert (
-        config.num_kv_shared_layers > 0 and sharing[-config.num_kv_shared_layers :] == ["reuse"] * 2
-    )
-    assert {config.layer_types[i] for i, mode in enumerate(sharing) if mode == "reuse"} == set(
-        config.layer_types
-    )
+    # the last layers reuse the KV cache of an earlier layer of their type: both types do
+    shared = config.layer_types[-config.num_kv_shared_layers :]
+    assert config.num_kv_shared_layers == 2 and set(shared) == set(config.layer_types)
     assert (
         config.hidden_size_per_layer_input > 0
         and config.vocab_size_per_layer_input == config.vocab_size
