@@ -7,6 +7,7 @@ through `FAKE_MODE` (the fault tests):
 - `crash`: prints an error and exits at start.
 - `never_ready`: answers `GET /v1/models` with 503 forever.
 - `hang_after:N`: answers N POSTs, then never answers again.
+- `exit_after:N`: answers N POSTs, then the process dies in the middle of the next one.
 - `diverge_once`: changes one generated token in the first token-id completion.
 - `no_token_ids`, `no_prompt_logprobs`, `no_usage`, `no_tokenize`: omit that part of the contract.
 
@@ -104,6 +105,9 @@ class Handler(BaseHTTPRequestHandler):
             print(f"fake: hanging on POST {self.path}", flush=True)
             while True:
                 time.sleep(3600)
+        if MODE.startswith("exit_after:") and count > int(MODE.split(":")[1]):
+            print(f"fake: dying during POST {self.path}", flush=True)
+            os._exit(1)
         routes = {"/v1/completions": completion, "/v1/chat/completions": chat}
         if self.path == "/tokenize" and MODE != "no_tokenize":
             tokens = chat_tokens(body["messages"][-1]["content"])

@@ -81,6 +81,12 @@ def test_server_hanging_mid_request(make_submission: MakeSubmission, tmp_path: P
     assert_server_gone(result)
 
 
+def test_server_dying_mid_request(make_submission: MakeSubmission, tmp_path: Path) -> None:
+    result = run_benchmark(fast_config(make_submission("exit_after:4"), tmp_path / "state"))
+    assert_failed(result, "speed", "ServerExitedError", "exited with code 1 mid-request")
+    assert "fake: dying during POST" in status(result)["error"]
+
+
 @pytest.mark.parametrize(
     ("mode", "stage", "field", "kept"),
     [

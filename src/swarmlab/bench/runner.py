@@ -43,7 +43,8 @@ from swarmlab.bench.stage import StageContext
 STAGES = ("setup", "server", "speed", "decode", "ppl", "identity")
 SUMMARY_ORDER = ("speed", "model", "decode", "ppl", "identity")
 WATCHDOG_POLL_S = 0.2
-WATCHDOG_MARGIN_S = 1.0  # timeouts capped by the deadline end this much after it
+WATCHDOG_MARGIN_S = 1.0
+BROKEN_CONNECTION_WAIT_S = 2.0  # after a dropped connection, how long to wait for an exit status  # timeouts capped by the deadline end this much after it
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,7 @@ class _Run:
     def _server_alive(self) -> None:
         self._checkpoint()
         if self.server:
-            self.server.check_alive("mid-request")
+            self.server.check_alive("mid-request", wait_s=BROKEN_CONNECTION_WAIT_S)
 
     # -- records -------------------------------------------------------------------------------
 

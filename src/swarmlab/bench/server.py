@@ -154,10 +154,13 @@ class ServerProcess:
                     )
                 self._wait_exit(min(self.spec.poll_interval_s, deadline - time.monotonic()))
 
-    def check_alive(self, when: str) -> None:
-        """Raise ServerExitedError, quoting the log tail, if the process has exited."""
+    def check_alive(self, when: str, wait_s: float = 0.0) -> None:
+        """Raise ServerExitedError, quoting the log tail, if the process has exited (or exits
+        within `wait_s`: a dropped connection usually comes a moment before the exit status)."""
         if self._proc is None:
             raise ServerExitedError("the server was never started")
+        if wait_s > 0:
+            self._wait_exit(wait_s)
         code = self._proc.poll()
         if code is not None:
             if self._pump:

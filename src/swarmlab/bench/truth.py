@@ -73,7 +73,7 @@ def make_ppl_truth(
                 spec.base_url,
                 manifest.model_name,
                 timeout_s=lambda: config.request_timeout_s,
-                on_broken=lambda: server.check_alive("mid-request"),
+                on_broken=lambda: server.check_alive("mid-request", wait_s=2.0),
             )
             tokenizer = config.tokenizer or (
                 config.submission / manifest.model_id if manifest.model_is_local else None
