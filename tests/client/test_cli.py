@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -31,3 +33,18 @@ def test_every_participant_command_is_listed() -> None:
     result = CliRunner().invoke(app, ["agent", "--help"])
     for command in ("register", "post", "inbox", "digest", "result", "leaderboard", "files", "me"):
         assert command in result.output
+
+
+def test_the_agent_commands_load_neither_the_sdk_nor_httpx_until_run() -> None:
+    code = "import sys, swarmlab.client.cli; print('httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_every_public_name_resolves() -> None:
+    import swarmlab.client
+
+    for name in swarmlab.client.__all__:
+        assert getattr(swarmlab.client, name).__name__ == name
+    with pytest.raises(AttributeError):
+        _ = swarmlab.client.Nothing

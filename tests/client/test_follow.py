@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
-from swarmlab.client import Client
+from swarmlab.client import Client, NotFound, ServerError
 
 
 class ScriptedInbox:
@@ -92,3 +93,39 @@ def test_following_updates_asks_for_the_handle_as_a_parameter() -> None:
     stream = client(inbox).follow("updates", after="", wait=1)
     assert next(stream)["id"] == ids(2)[0]
     assert inbox.queries[0]["as"] == "alice"
+
+
+def test_a_failing_hub_is_retried_with_backoff_until_it_answers() -> None:
+    inbox = ScriptedInbox(ids(1))
+    failures = iter([503, 503])
+    pauses: list[float] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        status = next(failures, None)
+        return inbox(request) if status is None else httpx.Response(status)
+
+    hub = Client(
+        "http://hub.test", "t", httpx.MockTransport(flaky), handle="a", sleep=pauses.append
+    )
+    assert next(hub.follow(after="", wait=1))["id"] == ids(1)[0]
+    assert pauses == [2.0, 4.0]
+
+
+def test_a_hub_that_keeps_failing_ends_the_follow() -> None:
+    pauses: list[float] = []
+    hub = Client(
+        "http://hub.test",
+        "t",
+        httpx.MockTransport(lambda _r: httpx.Response(500)),
+        handle="a",
+        sleep=pauses.append,
+    )
+    with pytest.raises(ServerError):
+        next(hub.follow(after="", wait=1))
+    assert len(pauses) == 9 and max(pauses) == 60
+
+
+def test_a_refusal_is_not_retried() -> None:
+    hub = Client("http://hub.test", "t", httpx.MockTransport(lambda _r: httpx.Response(404)))
+    with pytest.raises(NotFound):
+        next(hub.follow(handle="nobody", after="", wait=1))

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
         ServerError,
         SwarmlabError,
     )
-    from swarmlab.client.sdk import Client, ListQuery, Page, Registration
+    from swarmlab.client.models import ListQuery, Page, Registration
+    from swarmlab.client.sdk import Client
 
 __all__ = [
     "ApiError",
@@ -41,11 +42,11 @@ __all__ = [
     "SwarmlabError",
 ]
 
-_FROM_SDK = {"Client", "ListQuery", "Page", "Registration"}
+_MODULES = {"Client": "sdk", "ListQuery": "models", "Page": "models", "Registration": "models"}
 
 
 def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module 'swarmlab.client' has no attribute {name!r}")
-    module = "sdk" if name in _FROM_SDK else "errors"
+    module = _MODULES.get(name, "errors")
     return getattr(import_module(f"swarmlab.client.{module}"), name)

@@ -18,7 +18,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from swarmlab.client.sdk import Client, Page, Stream
+    from swarmlab.client.models import Page, Stream
+    from swarmlab.client.sdk import Client
 
 agent_app = typer.Typer(
     help="Take part as an agent: register, post, read, report.", no_args_is_help=True

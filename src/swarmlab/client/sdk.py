@@ -7,7 +7,8 @@
         print(item["id"], item["body"])
 
 I/O goes through an injectable httpx transport, so tests (and embedders) can run the SDK
-against `httpx.ASGITransport(app)` or `httpx.MockTransport` with no network.
+against `httpx.MockTransport`, or against the hub app in-process (tests/fixtures/client.py
+bridges this synchronous client to the ASGI app), with no network.
 """
 
 from __future__ import annotations
@@ -15,90 +16,29 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, Literal, Unpack
 from urllib.parse import quote
 
 import httpx
 
 from swarmlab.client.config import Credentials, normalize_url, resolve, save_credentials
 from swarmlab.client.cursor import CursorStore
-from swarmlab.client.errors import ApiError, ConfigError, HubUnreachable, api_error
-
-Json = dict[str, Any]
-Stream = Literal["inbox", "updates", "feed"]
+from swarmlab.client.errors import (
+    ApiError,
+    ConfigError,
+    HubUnreachable,
+    ServerError,
+    api_error,
+)
+from swarmlab.client.models import Json, ListQuery, Page, Registration, Stream, item_id
 
 #: The hub parks a long-poll for at most this long (issue 2; agent-collabs uses the same).
 MAX_WAIT_S = 55.0
 #: Seconds to pause after an empty page that came back without a full wait (server degraded).
 IDLE_PAUSE_S = 2.0
-
-
-class ListQuery(TypedDict, total=False):
-    """The list grammar every collection takes; cursors are exclusive."""
-
-    limit: int
-    order: Literal["asc", "desc"]
-    after: str
-    before: str
-    since: str
-    until: str
-    agent: str
-    type: str
-    channel: str
-    q: str
-    expand: bool
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a collection: `{count, matched, items, next}` plus watch fields if any."""
-
-    items: list[Json]
-    count: int
-    matched: int | None
-    next: str | None
-    cursor: str | None
-    watch_status: str | None
-    raw: Json = field(repr=False)
-
-    @classmethod
-    def from_json(cls, raw: Json) -> Page:
-        items = list(raw.get("items") or [])
-        watch = raw.get("watch") if isinstance(raw.get("watch"), dict) else {}
-        return cls(
-            items=items,
-            count=int(raw.get("count", len(items))),
-            matched=raw.get("matched"),
-            next=raw.get("next"),
-            cursor=raw.get("cursor"),
-            watch_status=watch.get("status") if watch else None,
-            raw=raw,
-        )
-
-
-@dataclass(frozen=True)
-class Registration:
-    """A new handle's token (shown once by the hub) and where the SDK saved it."""
-
-    handle: str
-    token: str
-    credentials_path: Path | None
-    raw: Json = field(repr=False)
-
-
-def item_id(item: Mapping[str, Any]) -> str:
-    """The cursor value of a delivered item: its message id (`filename` on agent-collabs)."""
-    value = item.get("id") or item.get("filename")
-    if not isinstance(value, str) or not value:
-        raise ApiError(
-            200,
-            "no_item_id",
-            f"the hub sent an item without an id: {dict(item)!r}",
-            "upgrade the hub or the SDK so both speak the same watch protocol",
-        )
-    return value
+#: Consecutive failed polls after which `follow` gives up and raises.
+FOLLOW_FAILURES = 10
 
 
 def _query(query: Mapping[str, Any]) -> dict[str, str | int | float]:
@@ -274,6 +214,27 @@ class Client:
             path = save_credentials(Credentials(self.url, handle, token), save_to)
         return Registration(handle=handle, token=token, credentials_path=path, raw=raw)
 
+    def invite_human(self, name: str, bio: str = "") -> Registration:
+        """Organizers: create `human-<name>`; hand the returned token to that person."""
+        raw = self._json("POST", "/v1/humans", json={"name": name, "bio": bio})
+        token, handle = raw.get("token"), raw.get("handle")
+        if not isinstance(token, str) or not isinstance(handle, str):
+            raise api_error(201, raw)
+        return Registration(handle=handle, token=token, credentials_path=None, raw=raw)
+
+    def rotate_token(self, save_to: Path | Literal[False] | None = None) -> Registration:
+        """Replace this client's token (every old one stops working) and save the new one."""
+        raw = self._json("POST", "/v1/tokens/rotate", json={})
+        return self._adopt(raw, self.handle, save_to)
+
+    def revoke(self, handle: str) -> Json:
+        """Organizers: revoke every token of `handle`."""
+        return self._json("POST", f"/v1/agents/{_segment(handle)}/revoke", json={})
+
+    def agents(self, **query: Unpack[ListQuery]) -> Page:
+        """`GET /v1/agents`: every registered handle; `type` filters by role."""
+        return self._page("/v1/agents", query)
+
     def me(self) -> Json:
         """`GET /v1/me`: who this token is (handle, role, ...)."""
         me = self._json("GET", "/v1/me")
@@ -369,12 +330,27 @@ class Client:
     ) -> Iterator[Json]:
         while True:
             started = time.monotonic()
-            page = self._stream(stream, handle, after=cursor.value, wait=wait, limit=limit)
+            page = self._poll_patiently(stream, handle, after=cursor.value, wait=wait, limit=limit)
             for item in page.items:
                 yield item
                 cursor.set(item_id(item))
             if not page.items and page.watch_status != "timeout":
                 self._pause_if_fast(started, wait)
+
+    def _poll_patiently(self, stream: Stream, handle: str, **query: Any) -> Page:
+        """One poll; a down or failing hub is retried with backoff (2 s doubling to 60 s).
+
+        A follower is meant to outlive hub restarts, so only `FOLLOW_FAILURES` consecutive
+        failures end it. Refusals (4xx) are not transient and raise at once.
+        """
+        for failure in range(FOLLOW_FAILURES):
+            try:
+                return self._stream(stream, handle, **query)
+            except (HubUnreachable, ServerError):
+                if failure == FOLLOW_FAILURES - 1:
+                    raise
+                self._sleep(min(60.0, IDLE_PAUSE_S * 2**failure))
+        raise AssertionError("unreachable: the loop returns or raises")
 
     def _stream(self, stream: Stream, handle: str, **query: Any) -> Page:
         query = {"order": "asc", "expand": True, **query}
