@@ -60,7 +60,9 @@ def test_another_model_type_is_refused(checkpoint_copy: Path) -> None:
     config = json.loads((checkpoint_copy / "config.json").read_text())
     config["model_type"] = "llama"
     (checkpoint_copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="model_type 'llama', not 'gemma4_text'"):
+    with pytest.raises(
+        CheckpointError, match="model_type 'llama', not one of 'gemma4_text', 'gemma4'"
+    ):
         load_config(checkpoint_copy)
 
 
@@ -113,3 +115,40 @@ def test_stop_ids_fall_back_to_config_eos(checkpoint_copy: Path) -> None:
     (checkpoint_copy / "generation_config.json").unlink()
     config, tokenizer = load_config(checkpoint_copy), load_tokenizer(checkpoint_copy)
     assert read_generation_stop_ids(checkpoint_copy, config, tokenizer) == {1}
+
+
+def _make_multimodal_checkpoint(tiny: Path, out: Path) -> Path:
+    """Google's release form: model_type `gemma4`, the tiny text decoder plus toy vision and
+    audio towers, weights under `model.language_model.*` and the towers'."""
+    from transformers import Gemma4Config, Gemma4ForConditionalGeneration
+
+    text = json.loads((tiny / "config.json").read_text())
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1}
+    vision |= {"num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16}
+    audio = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    audio |= {"output_proj_dims": 32, "subsampling_conv_channels": [8, 4]}
+    config = Gemma4Config(text_config=text, vision_config=vision, audio_config=audio)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        Gemma4ForConditionalGeneration(config).save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        shutil.copy(tiny / name, out / name)
+    return out
+
+
+def test_a_multimodal_checkpoint_loads_whole_and_decodes_text(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from swarmlab.engine.loading import text_config
+    from swarmlab.engine.reference import ReferenceBackend
+
+    checkpoint = _make_multimodal_checkpoint(tiny_model_dir, tmp_path / "multimodal")
+    model = load_model(checkpoint)
+    assert type(model).__name__ == "Gemma4ForConditionalGeneration"
+    config = load_config(checkpoint)
+    assert text_config(config).vocab_size == 512
+    assert read_generation_stop_ids(checkpoint, config, load_tokenizer(checkpoint)) == {1, 5}
+    prompt = [2, 45, 322, 81, 84] * 5
+    model.generation_config.eos_token_id = None
+    expected = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=24)
+    assert ReferenceBackend(model).generate(prompt, 24, None) == expected[0, len(prompt) :].tolist()

@@ -1,9 +1,12 @@
-"""Load a Gemma-4 text checkpoint from a local directory, never from the network.
+"""Load a Gemma-4 checkpoint from a local directory, never from the network.
 
-A checkpoint directory holds `config.json` (model_type `gemma4_text`), the weights as
-`model.safetensors` (or shards with `model.safetensors.index.json`) and the tokenizer
-(`tokenizer.json` + `tokenizer_config.json`); `swarmlab engine make-tiny DIR` writes one.
-Every failure raises `CheckpointError` with a message that says what to pass instead.
+A checkpoint directory holds `config.json`, the weights as `model.safetensors` (or shards
+with `model.safetensors.index.json`) and the tokenizer (`tokenizer.json` +
+`tokenizer_config.json`); `swarmlab engine make-tiny DIR` writes one. Two kinds are served:
+a text decoder (model_type `gemma4_text`, loaded as `Gemma4ForCausalLM`) and Google's
+multimodal release (model_type `gemma4`, e.g. gemma-4-E4B-it, loaded whole as
+`Gemma4ForConditionalGeneration`, since the challenge keeps every modality loaded; the engine
+feeds it text only). Every failure raises `CheckpointError` saying what to pass instead.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
-    from transformers import Gemma4ForCausalLM, Gemma4TextConfig, PreTrainedTokenizerBase
+    from transformers import (
+        PreTrainedConfig,
+        PreTrainedModel,
+        PreTrainedTokenizerBase,
+    )
 
 DTYPES = ("float32", "bfloat16")
-TEXT_MODEL_TYPE = "gemma4_text"
-_HINT = "pass a local Gemma-4 text checkpoint directory (build a tiny one with `swarmlab engine make-tiny DIR`)"
+MODEL_CLASSES = {"gemma4_text": "Gemma4ForCausalLM", "gemma4": "Gemma4ForConditionalGeneration"}
+_HINT = "pass a local Gemma-4 checkpoint directory (build a tiny one with `swarmlab engine make-tiny DIR`)"
 
 
 class CheckpointError(Exception):
@@ -47,7 +54,7 @@ def check_checkpoint_dir(path: Path) -> Path:
 
 
 def read_config_json(path: Path) -> dict[str, Any]:
-    """The checkpoint's `config.json` as a dict, checked to describe a Gemma-4 text decoder."""
+    """The checkpoint's `config.json` as a dict, checked to describe a Gemma-4 model."""
     try:
         data = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -55,22 +62,27 @@ def read_config_json(path: Path) -> dict[str, Any]:
             f"{path / 'config.json'} is not readable JSON ({exc}): {_HINT}"
         ) from exc
     model_type = data.get("model_type") if isinstance(data, dict) else None
-    if model_type != TEXT_MODEL_TYPE:
+    if model_type not in MODEL_CLASSES:
         raise CheckpointError(
-            f"{path / 'config.json'} has model_type {model_type!r}, not {TEXT_MODEL_TYPE!r}: "
-            f"this engine serves Gemma-4 text decoders only; {_HINT}"
+            f"{path / 'config.json'} has model_type {model_type!r}, not one of "
+            f"{', '.join(map(repr, MODEL_CLASSES))}: this engine serves Gemma-4 models only; {_HINT}"
         )
     return data
 
 
-def load_config(path: Path) -> Gemma4TextConfig:
-    """The checkpoint's `Gemma4TextConfig`."""
+def load_config(path: Path) -> PreTrainedConfig:
+    """The checkpoint's config: a `Gemma4TextConfig`, or a `Gemma4Config` holding one."""
     _offline()
-    from transformers import Gemma4TextConfig
+    from transformers import AutoConfig
 
     path = check_checkpoint_dir(path)
     read_config_json(path)
-    return Gemma4TextConfig.from_pretrained(path, local_files_only=True)
+    return AutoConfig.from_pretrained(path, local_files_only=True)
+
+
+def text_config(config: PreTrainedConfig) -> PreTrainedConfig:
+    """The text decoder's config (vocabulary, context, eos), for either kind of checkpoint."""
+    return config.get_text_config()
 
 
 def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
@@ -94,7 +106,7 @@ def _ids(value: object) -> set[int]:
 
 
 def read_generation_stop_ids(
-    path: Path, config: Gemma4TextConfig, tokenizer: PreTrainedTokenizerBase
+    path: Path, config: PreTrainedConfig, tokenizer: PreTrainedTokenizerBase
 ) -> set[int]:
     """The ids that end a generation: `generation_config.json`'s `eos_token_id` (Gemma lists
     `<eos>` and `<end_of_turn>` there), else config.json's, plus the tokenizer's eos."""
@@ -110,7 +122,7 @@ def read_generation_stop_ids(
                 f"{generation_config} is not a readable JSON object ({exc}): fix or delete it"
             ) from exc
     if not stop:
-        stop = _ids(config.eos_token_id)
+        stop = _ids(text_config(config).eos_token_id)
     return stop | _ids(tokenizer.eos_token_id)
 
 
@@ -140,17 +152,19 @@ def resolve_dtype(dtype: str) -> torch.dtype:
     return getattr(torch, dtype)
 
 
-def load_model(path: Path, device: str = "cpu", dtype: str = "float32") -> Gemma4ForCausalLM:
-    """The checkpoint as a `Gemma4ForCausalLM` in eval mode on `device`, weights in `dtype`."""
+def load_model(path: Path, device: str = "cpu", dtype: str = "float32") -> PreTrainedModel:
+    """The checkpoint as a `Gemma4ForCausalLM` (or, for a multimodal checkpoint,
+    `Gemma4ForConditionalGeneration`) in eval mode on `device`, weights in `dtype`."""
     _offline()
-    from transformers import Gemma4ForCausalLM
+    import transformers
     from transformers.utils import logging as hf_logging
 
     torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
     config = load_config(path)
+    model_class = getattr(transformers, MODEL_CLASSES[config.model_type])
     hf_logging.disable_progress_bar()
     try:
-        loaded: Any = Gemma4ForCausalLM.from_pretrained(
+        loaded: Any = model_class.from_pretrained(
             path, config=config, dtype=torch_dtype, local_files_only=True, output_loading_info=True
         )
     except (OSError, ValueError, RuntimeError) as exc:

@@ -1,4 +1,7 @@
-"""The reference backend: transformers' `Gemma4ForCausalLM`, plain greedy decoding.
+"""The reference backend: transformers' own Gemma-4 model, plain greedy decoding.
+
+The model is `Gemma4ForCausalLM` for a text checkpoint, `Gemma4ForConditionalGeneration` (fed
+text only) for Google's multimodal release; both take the same arguments here.
 
 This is what greedy-identity checks compare against, so it does the simplest correct thing:
 one forward pass over the whole prompt (as `generate` does), then one token at a time through a
@@ -16,10 +19,10 @@ from swarmlab.engine.backend import DEFAULT_PREFILL_CHUNK, BackendOptions, regis
 from swarmlab.engine.loading import load_model
 
 if TYPE_CHECKING:
-    from transformers import Gemma4ForCausalLM
+    from transformers import PreTrainedModel
 
 
-def _cache_kwarg(model: Gemma4ForCausalLM) -> str:
+def _cache_kwarg(model: PreTrainedModel) -> str:
     """transformers 5.24 renamed `past_key_values` to `cache` (the old name warns); GPU
     machines may run an earlier 5.x, so use whichever name this release's forward takes."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -28,9 +31,7 @@ def _cache_kwarg(model: Gemma4ForCausalLM) -> str:
 class ReferenceBackend:
     """Greedy decoding and prompt scoring with transformers' own Gemma-4 implementation."""
 
-    def __init__(
-        self, model: Gemma4ForCausalLM, prefill_chunk: int = DEFAULT_PREFILL_CHUNK
-    ) -> None:
+    def __init__(self, model: PreTrainedModel, prefill_chunk: int = DEFAULT_PREFILL_CHUNK) -> None:
         if prefill_chunk < 1:
             raise ValueError(f"prefill_chunk must be at least 1, got {prefill_chunk}")
         self.model = model

@@ -187,9 +187,14 @@ class EngineRequestHandler(BaseHTTPRequestHandler):
 def build_service(options: ServeOptions) -> CompletionService:
     """Load the tokenizer, limits and backend for `options`."""
     from swarmlab.engine.backend import BackendOptions, create_backend
-    from swarmlab.engine.loading import load_config, load_tokenizer, read_generation_stop_ids
+    from swarmlab.engine.loading import (
+        load_config,
+        load_tokenizer,
+        read_generation_stop_ids,
+        text_config,
+    )
 
-    config = load_config(options.model_dir)
+    config = text_config(load_config(options.model_dir))
     tokenizer = load_tokenizer(options.model_dir)
     limits = ModelLimits(
         vocab_size=config.vocab_size,
