@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,3 +30,16 @@ def test_importing_the_package_is_light() -> None:
 
 def test_all_lists_exactly_the_lazy_exports() -> None:
     assert sorted(bench.__all__) == sorted(bench._EXPORTS)
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"stages": frozenset({"speed", "warp"})}, "subset"),
+        ({"stages": frozenset()}, "non-empty"),
+        ({"stages": frozenset({"speed"}), "reference_decode": Path("r.jsonl")}, "decode stage"),
+    ],
+)
+def test_run_config_rejects_impossible_stage_sets(changes: dict[str, Any], words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        bench.RunConfig(submission=Path(), state_dir=Path(), prompts=Path(), **changes)

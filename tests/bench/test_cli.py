@@ -107,6 +107,13 @@ def test_run_rejects_an_unknown_profile(make_submission: MakeSubmission, tmp_pat
     assert "no profile 'huge'" in result.output
 
 
+def test_run_rejects_an_unknown_stage(make_submission: MakeSubmission, tmp_path: Path) -> None:
+    args = ["bench", "run", "--submission", str(make_submission()), "--state", str(tmp_path / "s")]
+    result = runner.invoke(app, [*args, "--stages", "speed,warp"])
+    assert result.exit_code == 1
+    assert "stages must be a non-empty subset" in result.output
+
+
 @pytest.mark.slow
 def test_run_ci_profile_json(make_submission: MakeSubmission, tmp_path: Path) -> None:
     args = ["bench", "run", "--submission", str(make_submission()), "--state", str(tmp_path / "s")]

@@ -179,3 +179,17 @@ def test_run_request_snapshots_the_manifest(
     log = (state / "server.log").read_text(encoding="utf-8")
     assert "[server] fake: serving fake-model" in log
     assert "[harness] stage decode" in log
+
+
+def test_decode_only_run_for_a_reference_decode(
+    make_submission: MakeSubmission, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    result = run_benchmark(fast_config(make_submission(), state, stages=frozenset({"decode"})))
+    assert result.ok, result.error
+    assert not (state / "benchmark.jsonl").exists()
+    assert set(result.summary) == {"model", "dependencies"} | {
+        k for k in result.summary if k.startswith("decode_")
+    }
+    assert load(state / "status.json")["stages_completed"] == ["setup", "server", "decode"]
+    assert load(state / "run_request.json")["stages"] == ["decode"]

@@ -58,6 +58,9 @@ def run(
     ready_timeout: float | None = typer.Option(None, help="Seconds to wait for readiness."),
     request_timeout: float | None = typer.Option(None, help="Seconds allowed per request."),
     deadline: float | None = typer.Option(None, help="Seconds allowed for the whole run."),
+    stages: str = typer.Option(
+        "speed,decode,ppl", help="Measuring stages to run, e.g. `decode` for a reference decode."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Run every stage against a submission's server and write the results into --state."""
@@ -67,18 +70,19 @@ def run(
     pack = _load_pack(challenge)
     try:
         config = _run_config(pack, profile, submission, state, private, prompts, ppl_truth)
-    except BenchError as exc:
+        config = _override(
+            config,
+            stages=frozenset(s.strip() for s in stages.split(",") if s.strip()),
+            reference_decode=reference_decode,
+            tokenizer=tokenizer,
+            install=not no_install,
+            ready_timeout_s=ready_timeout,
+            request_timeout_s=request_timeout,
+            deadline_s=deadline,
+        )
+    except (BenchError, ValueError) as exc:
         raise fail(str(exc)) from exc
-    config = _override(
-        config,
-        reference_decode=reference_decode,
-        tokenizer=tokenizer,
-        install=not no_install,
-        ready_timeout_s=ready_timeout,
-        request_timeout_s=request_timeout,
-        deadline_s=deadline,
-    )
-    if config.ppl_truth is None and not as_json:
+    if config.ppl_truth is None and "ppl" in config.stages and not as_json:
         console.print("[yellow]no PPL ground truth: the ppl stage is skipped[/yellow]")
     if as_json:
         result = run_benchmark(config)

@@ -40,7 +40,7 @@ from swarmlab.bench.server import ServerProcess, ServerSpec, launch_spec
 from swarmlab.bench.speed import run_speed
 from swarmlab.bench.stage import StageContext
 
-STAGES = ("setup", "server", "speed", "decode", "ppl", "identity")
+MEASURED_STAGES = frozenset({"speed", "decode", "ppl"})
 SUMMARY_ORDER = ("speed", "model", "decode", "ppl", "identity")
 WATCHDOG_POLL_S = 0.2
 WATCHDOG_MARGIN_S = 1.0
@@ -79,6 +79,16 @@ class RunConfig:
     deadline_s: float | None = None
     port: int | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    stages: frozenset[str] = MEASURED_STAGES
+
+    def __post_init__(self) -> None:
+        unknown = set(self.stages) - MEASURED_STAGES
+        if unknown or not self.stages:
+            raise ValueError(
+                f"stages must be a non-empty subset of {sorted(MEASURED_STAGES)}, got {sorted(self.stages)}"
+            )
+        if self.reference_decode is not None and "decode" not in self.stages:
+            raise ValueError("a reference decode needs the decode stage")
 
 
 @dataclass(frozen=True)
@@ -216,18 +226,22 @@ class _Run:
         prompts: list[Prompt],
         records: list[PplRecord],
     ) -> None:
-        s = self.config.settings
-        self._enter("speed")
-        self._record(
-            "speed", run_speed(self._ctx(client), prompts, s.num_prompts, s.output_len, s.warmup)
-        )
-        self._enter("decode")
-        encoder = chat_encoder(self._tokenizer_dir(manifest), client)
-        max_tokens = s.decode_max_tokens or s.output_len
-        self._record(
-            "decode", run_decode(self._ctx(client), prompts, encoder, max_tokens, s.decode_prompts)
-        )
-        if records:
+        s, wanted = self.config.settings, self.config.stages
+        if "speed" in wanted:
+            self._enter("speed")
+            self._record(
+                "speed",
+                run_speed(self._ctx(client), prompts, s.num_prompts, s.output_len, s.warmup),
+            )
+        if "decode" in wanted:
+            self._enter("decode")
+            encoder = chat_encoder(self._tokenizer_dir(manifest), client)
+            max_tokens = s.decode_max_tokens or s.output_len
+            self._record(
+                "decode",
+                run_decode(self._ctx(client), prompts, encoder, max_tokens, s.decode_prompts),
+            )
+        if records and "ppl" in wanted:
             self._enter("ppl")
             self._record("ppl", run_ppl(self._ctx(client), records, s.ppl_records))
 
@@ -386,6 +400,7 @@ class _Run:
                 "ppl_truth": None if c.ppl_truth is None else str(c.ppl_truth.resolve()),
                 "reference_decode": None if c.reference_decode is None else str(c.reference_decode),
                 "settings": c.settings.__dict__,
+                "stages": sorted(c.stages),
                 "install": c.install,
                 "ready_timeout_s": c.ready_timeout_s,
                 "request_timeout_s": c.request_timeout_s,
