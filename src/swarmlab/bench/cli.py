@@ -54,7 +54,9 @@ def run(
         None, help="A reference decode_outputs.jsonl: adds the greedy-identity verdict."
     ),
     tokenizer: Path | None = typer.Option(None, help="Tokenizer folder for chat templating."),
-    no_install: bool = typer.Option(False, help="Run the server on this interpreter."),
+    no_install: bool = typer.Option(
+        False, "--no-install", help="Run the server on this interpreter, installing nothing."
+    ),
     ready_timeout: float | None = typer.Option(None, help="Seconds to wait for readiness."),
     request_timeout: float | None = typer.Option(None, help="Seconds allowed per request."),
     deadline: float | None = typer.Option(None, help="Seconds allowed for the whole run."),
@@ -357,7 +359,9 @@ def make_ppl_truth(
     records: int = typer.Option(128, min=1, help="Records to build (first N prompts)."),
     target_len: int = typer.Option(256, min=1, help="Target tokens per record."),
     tokenizer: Path | None = typer.Option(None, help="Tokenizer folder for chat templating."),
-    no_install: bool = typer.Option(False, help="Run the server on this interpreter."),
+    no_install: bool = typer.Option(
+        False, "--no-install", help="Run the server on this interpreter, installing nothing."
+    ),
     ready_timeout: float = typer.Option(900.0, help="Seconds to wait for readiness."),
 ) -> None:
     """Build a PPL ground truth: contexts from the prompts, targets from the served model."""

@@ -45,6 +45,7 @@ SUMMARY_ORDER = ("speed", "model", "decode", "ppl", "identity")
 WATCHDOG_POLL_S = 0.2
 WATCHDOG_MARGIN_S = 1.0
 BROKEN_CONNECTION_WAIT_S = 2.0  # after a dropped connection, how long to wait for an exit status  # timeouts capped by the deadline end this much after it
+INSTALL_TIMEOUT_S = 3600.0  # dependency installs, unless the deadline is nearer
 
 
 @dataclass(frozen=True)
@@ -155,25 +156,32 @@ class _Run:
         self._finished = threading.Event()
 
     def execute(self) -> RunResult:
+        """Run the stages, tear the server down, then record how the run ended."""
         watchdog = threading.Thread(target=self._watch, name="bench-watchdog", daemon=True)
         watchdog.start()
         try:
-            self._stages()
-            return self._finish("completed", None)
-        except BenchError as exc:
-            error = self.stop_reason or self._stop_due() or exc
-            return self._finish(error.status, error)
-        except KeyboardInterrupt:
-            return self._finish("cancelled", RunCancelled("interrupted by the user (Ctrl-C)"))
-        except Exception as exc:  # a harness bug: still leave a readable status and log
-            self.log.info(traceback.format_exc())
-            bug = BenchError(f"internal harness error: {exc!r}; please report it with server.log")
-            return self._finish("error", self.stop_reason or bug)
+            status, error = self._outcome()
         finally:
             self._finished.set()
             if self.server:
                 self.server.stop()
-            self.log.close()
+        result = self._finish(status, error)
+        self.log.close()
+        return result
+
+    def _outcome(self) -> tuple[str, BenchError | None]:
+        try:
+            self._stages()
+            return "completed", None
+        except BenchError as exc:
+            error = self.stop_reason or self._stop_due() or exc
+            return error.status, error
+        except KeyboardInterrupt:
+            return "cancelled", RunCancelled("interrupted by the user (Ctrl-C)")
+        except Exception as exc:  # a harness bug: still leave a readable status and log
+            self.log.info(traceback.format_exc())
+            bug = BenchError(f"internal harness error: {exc!r}; please report it with server.log")
+            return "error", self.stop_reason or bug
 
     def _stages(self) -> None:
         self._enter("setup")
@@ -186,7 +194,7 @@ class _Run:
             self.log,
             install=self.config.install,
             cache_dir=self.config.env_cache_dir,
-            timeout_s=self._remaining(3600.0),
+            timeout_s=self._remaining(INSTALL_TIMEOUT_S),
         )
         self._checkpoint()
         self.fields["model"] = {
@@ -195,21 +203,27 @@ class _Run:
         }
         write_json(self.state / "run_environment.json", _environment_record(env.describe()))
         self.server = ServerProcess(self._server_spec(manifest, env.python), self.log)
-        self._serve(manifest, prompts, records)
+        self._serve(self.server, manifest, prompts, records)
         if self.config.reference_decode is not None:
             self._enter("identity")
             self._identity(self.config.reference_decode)
 
-    def _serve(self, manifest: Manifest, prompts: list[Prompt], records: list[PplRecord]) -> None:
-        assert self.server is not None
+    def _serve(
+        self,
+        server: ServerProcess,
+        manifest: Manifest,
+        prompts: list[Prompt],
+        records: list[PplRecord],
+    ) -> None:
         self._enter("server")
-        self.server.start()
-        ready = self.server.wait_ready()
+        server.start()
+        ready = server.wait_ready()
         write_json(
-            self.state / "server.json", self._server_record(manifest, ready.ready_s, ready.models)
+            self.state / "server.json",
+            self._server_record(server, manifest, ready.ready_s, ready.models),
         )
         client = EndpointClient(
-            self.server.spec.base_url,
+            server.spec.base_url,
             manifest.model_name,
             timeout_s=lambda: self._remaining(self.config.request_timeout_s),
             on_broken=lambda: self._server_alive(),
@@ -411,17 +425,18 @@ class _Run:
             },
         )
 
-    def _server_record(self, manifest: Manifest, ready_s: float, models: Any) -> dict[str, Any]:
-        assert self.server is not None
+    def _server_record(
+        self, server: ServerProcess, manifest: Manifest, ready_s: float, models: Any
+    ) -> dict[str, Any]:
         return {
-            "base_url": self.server.spec.base_url,
-            "port": self.server.spec.port,
+            "base_url": server.spec.base_url,
+            "port": server.spec.port,
             "model": manifest.model_name,
             "model_id": manifest.model_id,
             "ready_s": ready_s,
             "ready_at": _now(),
-            "pid": self.server.pid,
-            "argv": list(self.server.spec.argv),
+            "pid": server.pid,
+            "argv": list(server.spec.argv),
             "models": models,
         }
 
