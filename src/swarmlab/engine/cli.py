@@ -52,6 +52,12 @@ def serve_command(
     served_model_name: str | None = typer.Option(
         None, "--served-model-name", help="Model name in the API (default: the directory's name)."
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads for torch (default: torch's choice; 1 is fastest for the tiny model on a busy CPU).",
+    ),
     backend: str = typer.Option(
         "reference", "--backend", help="Inference backend (reference, or a registered one)."
     ),
@@ -61,7 +67,7 @@ def serve_command(
     from swarmlab.engine.loading import CheckpointError
     from swarmlab.engine.server import ServeError, ServeOptions, serve
 
-    options = ServeOptions(model, host, port, device, dtype, served_model_name, backend)
+    options = ServeOptions(model, host, port, device, dtype, served_model_name, backend, threads)
 
     def ready(url: str) -> None:
         console.print(f"Serving [bold]{model}[/] at {url} (backend {backend}, {device}, {dtype})")

@@ -48,6 +48,7 @@ class ServeOptions:
     dtype: str = "float32"
     served_model_name: str | None = None
     backend: str = "reference"
+    threads: int | None = None
 
 
 class ServeError(Exception):
@@ -194,6 +195,10 @@ def build_service(options: ServeOptions) -> CompletionService:
         text_config,
     )
 
+    if options.threads is not None:
+        import torch
+
+        torch.set_num_threads(options.threads)
     config = text_config(load_config(options.model_dir))
     tokenizer = load_tokenizer(options.model_dir)
     limits = ModelLimits(
