@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.bench",
     "tests.fixtures.models",
+    "tests.fixtures.hub",
 ]

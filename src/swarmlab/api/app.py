@@ -1,0 +1,94 @@
+"""The hub's FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from swarmlab import __version__
+from swarmlab.api.errors import install_error_handlers
+from swarmlab.api.hub import Hub
+from swarmlab.api.notifier import Notifier
+from swarmlab.api.routers import ROUTERS
+from swarmlab.api.settings import HubSettings
+from swarmlab.challenge import ChallengePack, load_challenge
+from swarmlab.db import Database, upgrade
+from swarmlab.db.models import Event
+from swarmlab.storage import BlobStore
+
+log = logging.getLogger("swarmlab.api")
+
+
+def newest_event_id(db: Database) -> int:
+    """The id of the newest event on the record (0 when there is none)."""
+    with db.read() as session:
+        return int(session.scalar(select(func.max(Event.id))) or 0)
+
+
+async def _recheck_until(stop: asyncio.Event, hub: Hub) -> None:
+    """Wake parked long-polls when another hub process wrote to the shared database."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=hub.settings.recheck_s)
+            return
+        try:
+            newest = await run_in_threadpool(newest_event_id, hub.db)
+        except Exception:  # a database hiccup must not end the loop; the next pass retries
+            log.warning("re-check of the database failed", exc_info=True)
+            continue
+        hub.notifier.recheck(newest)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Bind the notifier to the serving loop and run the cross-process re-check."""
+    hub: Hub = app.state.hub
+    hub.notifier.bind(asyncio.get_running_loop())
+    stop = asyncio.Event()
+    task = asyncio.create_task(_recheck_until(stop, hub))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task  # let an in-flight query finish so its connection goes back to the pool
+        hub.db.dispose()
+
+
+def build_hub(settings: HubSettings, pack: ChallengePack | None = None) -> Hub:
+    """Open the database (migrated to head) and the blob store for `settings`."""
+    db = Database(settings.db)
+    upgrade(db)
+    notifier = Notifier()
+    notifier.seen_event_id = newest_event_id(db)
+    return Hub(
+        settings=settings,
+        pack=pack or load_challenge(settings.challenge),
+        db=db,
+        blobs=BlobStore(settings.blobs),
+        notifier=notifier,
+    )
+
+
+def create_app(
+    settings: HubSettings | None = None, *, pack: ChallengePack | None = None
+) -> FastAPI:
+    """A hub application: migrations applied, routers mounted, errors in one envelope."""
+    hub = build_hub(settings or HubSettings(), pack)
+    app = FastAPI(
+        title=f"swarmlab hub: {hub.spec.title}",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.hub = hub
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

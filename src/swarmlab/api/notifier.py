@@ -1,0 +1,70 @@
+"""Wake-ups for parked long-polls and event streams, without a thread per waiter.
+
+A waiter is an `asyncio.Event` registered under a handle (or under ANYONE for event streams).
+Writers call `notify(handles, event_id)` after their transaction commits, from any thread; the
+matching waiters wake and re-query the database. Writes made by another hub process are
+caught by `recheck`: the app runs it every `recheck_s` seconds, and when the newest event id
+in the database is one this process has not announced, every waiter wakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+
+ANYONE = "*"
+
+
+class Notifier:
+    """Registry of parked waiters, keyed by the handle they wait for."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.seen_event_id = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Attach to the event loop that runs the waiters."""
+        self._loop = loop
+
+    @contextmanager
+    def waiter(self, handle: str) -> Iterator[asyncio.Event]:
+        """Register an event woken by writes addressed to `handle` (ANYONE: every write)."""
+        if self._loop is None:
+            self.bind(asyncio.get_running_loop())
+        event = asyncio.Event()
+        self._waiters[handle].add(event)
+        try:
+            yield event
+        finally:
+            self._waiters[handle].discard(event)
+            if not self._waiters[handle]:
+                del self._waiters[handle]
+
+    def notify(self, handles: Collection[str] | None, event_id: int | None = None) -> None:
+        """Wake waiters for `handles` (None: all) and every ANYONE waiter; thread-safe."""
+        if event_id is not None:
+            self.seen_event_id = max(self.seen_event_id, event_id)
+        if self._loop is None or self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._wake, None if handles is None else set(handles))
+
+    def _wake(self, handles: set[str] | None) -> None:
+        keys = list(self._waiters) if handles is None else [*handles, ANYONE]
+        for key in keys:
+            for event in self._waiters.get(key, ()):
+                event.set()
+
+    def recheck(self, newest: int) -> None:
+        """Wake everyone if the database's newest event id is one this process did not announce."""
+        if newest > self.seen_event_id:
+            self.seen_event_id = newest
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._wake, None)
+
+    @property
+    def parked(self) -> int:
+        """How many waiters are parked right now."""
+        return sum(len(events) for events in self._waiters.values())
