@@ -291,7 +291,7 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="Print the comparisons as JSON."),
 ) -> None:
     """Is a TPS difference real? z-test for single runs, Welch's t-test for repeats."""
-    from swarmlab.domain.statistics import compare_tps
+    from swarmlab.domain.statistics import compare_tps, statistic_symbol
 
     if len(runs) < 2:
         raise fail("give a baseline and at least one run to compare with it", 2)
@@ -306,7 +306,7 @@ def compare(
         return
     table = Table("candidate", "mean A", "mean B", "delta", "test", "statistic", "p", "verdict")
     for name, c in zip(runs[1:], results, strict=True):
-        statistic = f"{'z' if c.test == 'z' else 't'} = {c.statistic:.2f}"
+        statistic = f"{statistic_symbol(c.test)} = {c.statistic:.2f}"
         table.add_row(
             name,
             f"{c.mean_a:.2f} (n={c.n_a})",
