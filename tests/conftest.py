@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.bench",
     "tests.fixtures.models",
     "tests.fixtures.hub",
+    "tests.fixtures.fast_engine",
 ]

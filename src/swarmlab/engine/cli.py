@@ -1,4 +1,4 @@
-"""Engine commands: `swarmlab engine serve | make-tiny`.
+"""Engine commands: `swarmlab engine serve | make-tiny | bench`.
 
 Only Typer and Rich at import time: the GPU machine has no hub dependencies, and torch and
 transformers are imported inside the commands that need them.
@@ -6,13 +6,16 @@ transformers are imported inside the commands that need them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 app = typer.Typer(
-    help="Inference engine: serve a checkpoint, build the tiny model.",
+    help="Inference engine: serve a checkpoint, build the tiny model, benchmark decoding.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -77,3 +80,109 @@ def serve_command(
     except (CheckpointError, UnknownBackendError, ServeError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
+
+
+@app.command()
+def bench(
+    preset: str = typer.Option("gemma-4-e4b", help="Decoder shape to benchmark."),
+    random_weights: bool = typer.Option(
+        False, "--random-weights", help="Use random weights of the preset's shape (required)."
+    ),
+    device: str = typer.Option("cuda", help="CUDA device to run on."),
+    prompt_tokens: int = typer.Option(1024, help="Prompt length for the timed requests."),
+    new_tokens: int = typer.Option(512, help="Tokens decoded per timed request."),
+    hf_new_tokens: int = typer.Option(32, help="Tokens for the (slow) transformers baseline."),
+    max_k: int = typer.Option(8, help="Largest speculative K whose verify step is timed."),
+    mode: list[str] = typer.Option(
+        None, help="Fast-path modes to run (repeatable); default: all but int8."
+    ),
+    check_prompts: int = typer.Option(
+        0, help="Prompts for the bf16 fast-vs-transformers check (0 skips it)."
+    ),
+    check_tokens: int = typer.Option(256, help="Tokens decoded per check prompt."),
+    prefill_chunk: int = typer.Option(512, help="Prompt tokens per prefill step."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the full report here."),
+) -> None:
+    """Measure single-stream decode speed against the GPU's memory roofline."""
+    if not random_weights:
+        raise typer.BadParameter(
+            "only random-weight benchmarks exist so far; pass --random-weights",
+            param_hint="--random-weights",
+        )
+    import torch
+
+    from swarmlab.engine.bench import DEFAULT_MODES, MODES, BenchSettings, run_bench
+
+    unknown = sorted(set(mode or ()) - set(MODES))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown modes {unknown}; choose from {', '.join(MODES)}", param_hint="--mode"
+        )
+    if not torch.cuda.is_available():
+        console.print(
+            "[red]bench needs a CUDA GPU[/red]: run it on a GPU machine (CPU timings mean nothing here)"
+        )
+        raise typer.Exit(2)
+    settings = BenchSettings(
+        preset=preset,
+        prompt_tokens=prompt_tokens,
+        new_tokens=new_tokens,
+        hf_new_tokens=hf_new_tokens,
+        max_k=max_k,
+        modes=tuple(mode or DEFAULT_MODES),
+        check_prompts=check_prompts,
+        check_tokens=check_tokens,
+        prefill_chunk=prefill_chunk,
+    )
+
+    def save(report: Any) -> None:
+        if json_path is not None:
+            json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+
+    def progress(step: str) -> None:
+        console.print(f"[dim]... {step}[/dim]")
+
+    report = run_bench(settings, torch.device(device), progress, save)
+    save(report)
+    _print_bench(report.to_json())
+
+
+def _print_bench(data: dict[str, Any]) -> None:
+    roofline = data["roofline_tps"]
+    console.print(
+        f"{data['gpu']}: copy bandwidth {data['copy_bandwidth_gbs']:.0f} GB/s, "
+        f"{data['bytes_per_token'] / 1e9:.2f} GB per token -> roofline {roofline:.0f} tok/s"
+    )
+    table = Table("path", "tok/s", "% roofline", "x transformers", "TTFT ms", "peak GB")
+    hf = data["transformers"]
+    table.add_row(
+        "transformers eager",
+        f"{hf['tps']:.1f}",
+        f"{100 * hf['tps'] / roofline:.1f}",
+        "1.0",
+        f"{hf['ttft_ms']:.0f}",
+        "",
+    )
+    for name, row in data["modes"].items():
+        if "error" in row:
+            table.add_row(name, "[red]failed[/red]", row["error"][:60], "", "", "")
+            continue
+        table.add_row(
+            name,
+            f"{row['tps']:.1f}",
+            f"{100 * row['ratio_to_roofline']:.1f}",
+            f"{row.get('x_transformers', 0):.1f}",
+            f"{row['ttft_ms']:.1f}",
+            f"{row['peak_memory_gb']:.1f}",
+        )
+    Console().print(table)
+    if data["speculative"]:
+        spec = Table("K", "verify ms", "decode ms", "verify / decode")
+        for row in data["speculative"]:
+            spec.add_row(
+                str(row["k"]),
+                f"{row['verify_ms']:.2f}",
+                f"{row['decode_ms']:.2f}",
+                f"{row['ratio']:.2f}",
+            )
+        Console().print(spec)

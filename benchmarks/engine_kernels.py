@@ -1,0 +1,88 @@
+"""Per-shape mat-vec bandwidth on the GPU: cuBLAS (torch) against the Triton kernel.
+
+Each shape is timed over enough rotating weight copies to overflow L2, replayed from a CUDA
+graph, median of repeats. Usage: python benchmarks/engine_kernels.py [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from swarmlab.engine.fast import kernels
+
+# (name, out, in) for Gemma-4 E4B's decode mat-vecs.
+SHAPES = [
+    ("lm_head", 262144, 2560),
+    ("gate+up", 20480, 2560),
+    ("down", 2560, 10240),
+    ("ple model projection", 10752, 2560),
+    ("global q(+k)", 5120, 2560),
+    ("global o", 2560, 4096),
+    ("sliding qkv", 3072, 2560),
+    ("sliding q", 2048, 2560),
+    ("sliding o", 2560, 2048),
+    ("ple gate", 256, 2560),
+    ("ple projection", 2560, 256),
+]
+
+
+def graph_time(body: Callable[[], object], replays: int = 20) -> float:
+    body()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        body()
+    times = []
+    for _ in range(replays):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) / 1e3)
+    return statistics.median(times)
+
+
+def measure(n: int, k: int) -> dict[str, float]:
+    copies = max(4, int(512e6 // (n * k * 2)))
+    weights = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
+    x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
+    for w in weights[:1]:
+        kernels.gemv(x, w)  # autotune outside the graph
+    nbytes = n * k * 2 * copies
+    row = {"copies": copies}
+    for name, fn in (("cublas", torch.nn.functional.linear), ("triton", kernels.gemv)):
+        seconds = graph_time(lambda fn=fn: [fn(x, w) for w in weights])
+        row[f"{name}_tbs"] = nbytes / seconds / 1e12
+        row[f"{name}_us"] = seconds / copies * 1e6
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = {}
+    print(
+        f"{'shape':24} {'out x in':>14} {'cuBLAS TB/s':>12} {'Triton TB/s':>12} {'cuBLAS us':>10} {'Triton us':>10}"
+    )
+    for name, n, k in SHAPES:
+        row = measure(n, k)
+        results[name] = {"out": n, "in": k, **row}
+        print(
+            f"{name:24} {f'{n}x{k}':>14} {row['cublas_tbs']:12.2f} {row['triton_tbs']:12.2f} "
+            f"{row['cublas_us']:10.1f} {row['triton_us']:10.1f}"
+        )
+        torch.cuda.empty_cache()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,369 @@
+"""`swarmlab engine bench`: single-stream decode speed against the memory roofline.
+
+One run on one GPU measures the ceiling (device copy bandwidth and the bytes a decode step
+must read, hence the roofline in tokens per second), the stock baseline (transformers eager
+`generate`), and the fast path in each mode (no CUDA graph, graph, torch.compile + graph,
+Triton mat-vecs, int8), each at a ~1k-token prompt and 512 new tokens, plus the cost of a
+speculative verification step for K = 1..8 and, optionally, a bf16 check of the fast path
+against transformers. Timings use CUDA events or a synchronised clock; nothing here asserts
+a speed, it reports one.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from swarmlab.engine.fast.config import preset_config
+from swarmlab.engine.fast.model import FastDecoder
+from swarmlab.engine.fast.runner import GreedyRunner
+from swarmlab.engine.quant import GemvLinear, Int8Linear, swap_linears, weight_bytes
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way of running the fast path."""
+
+    name: str
+    use_graph: bool
+    compile_step: bool
+    kernels: str = "cublas"  # cublas | triton | int8
+
+
+MODES = {
+    mode.name: mode
+    for mode in (
+        Mode("eager", use_graph=False, compile_step=False),
+        Mode("graph", use_graph=True, compile_step=False),
+        Mode("compile+graph", use_graph=True, compile_step=True),
+        Mode("triton+graph", use_graph=True, compile_step=False, kernels="triton"),
+        Mode("triton+compile+graph", use_graph=True, compile_step=True, kernels="triton"),
+        Mode("int8+triton+graph", use_graph=True, compile_step=False, kernels="int8"),
+        Mode("int8+triton+compile+graph", use_graph=True, compile_step=True, kernels="int8"),
+    )
+}
+DEFAULT_MODES = ("eager", "graph", "compile+graph", "triton+compile+graph")
+
+
+@dataclass
+class BenchSettings:
+    preset: str = "gemma-4-e4b"
+    prompt_tokens: int = 1024
+    new_tokens: int = 512
+    hf_new_tokens: int = 32
+    max_k: int = 8
+    modes: tuple[str, ...] = DEFAULT_MODES
+    prefill_chunk: int = 512
+    check_prompts: int = 0
+    check_tokens: int = 256
+    seed: int = 0
+    copy_gib: float = 2.0
+    check_fp32: bool = True
+
+
+@dataclass
+class BenchReport:
+    gpu: str
+    torch_version: str
+    transformers_version: str
+    settings: dict[str, Any]
+    copy_bandwidth_gbs: float = 0.0
+    bytes_per_token: int = 0
+    roofline_tps: float = 0.0
+    transformers: dict[str, float] = field(default_factory=dict)
+    modes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    speculative: list[dict[str, float]] = field(default_factory=list)
+    check: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def copy_bandwidth(device: torch.device, gib: float = 2.0, repeats: int = 20) -> float:
+    """Device-to-device copy bandwidth in GB/s, counting bytes read plus written."""
+    elements = int(gib * 2**30) // 2
+    src = torch.randn(elements, device=device, dtype=torch.bfloat16)
+    dst = torch.empty_like(src)
+    times = [_timed(lambda: dst.copy_(src)) for _ in range(repeats + 3)][3:]
+    return 2 * src.numel() * 2 / statistics.median(times) / 1e9
+
+
+def _timed(body: Callable[[], object]) -> float:
+    """Seconds one call of `body` takes on the current CUDA stream (wall clock on CPU)."""
+    if not torch.cuda.is_available():
+        return _wall(body)
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    body()
+    stop.record()
+    stop.synchronize()
+    return start.elapsed_time(stop) / 1e3
+
+
+def _wall(body: Callable[[], object]) -> float:
+    _synchronize()
+    began = time.perf_counter()
+    body()
+    _synchronize()
+    return time.perf_counter() - began
+
+
+def _synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def random_transformers_model(preset: str, device: torch.device, seed: int) -> Any:
+    """A bf16 `Gemma4ForCausalLM` of the preset's shape with random weights, on `device`."""
+    from transformers import Gemma4ForCausalLM
+
+    torch.manual_seed(seed)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with device:
+            model = Gemma4ForCausalLM(preset_config(preset))
+    finally:
+        torch.set_default_dtype(default)
+    return model.eval()
+
+
+def measure_transformers(model: Any, prompt: torch.Tensor, new_tokens: int) -> dict[str, float]:
+    """transformers' own greedy `generate` (eager): time to first token and decode rate."""
+
+    def generate(count: int) -> None:
+        model.generate(prompt, max_new_tokens=count, min_new_tokens=count, do_sample=False)
+
+    with torch.inference_mode():
+        generate(2)
+        first = _wall(lambda: generate(1))
+        total = _wall(lambda: generate(new_tokens + 1))
+    return {"ttft_ms": first * 1e3, "tps": new_tokens / (total - first), "new_tokens": new_tokens}
+
+
+def prepare_mode(
+    fast: FastDecoder, mode: Mode, settings: BenchSettings, widths: tuple[int, ...]
+) -> GreedyRunner:
+    """Swap kernels as the mode asks, then build (and capture) its runner."""
+    if mode.kernels == "triton":
+        swap_linears(fast, GemvLinear, use_kernel=True)
+    elif mode.kernels == "int8":
+        swap_linears(fast, Int8Linear, use_kernel=True)
+    return GreedyRunner(
+        fast,
+        prefill_chunk=settings.prefill_chunk,
+        use_graph=mode.use_graph,
+        compile_step=mode.compile_step,
+        sync_every=settings.new_tokens,
+        verify_widths=widths,
+    )
+
+
+def measure_mode(runner: GreedyRunner, prompt: list[int], new_tokens: int) -> dict[str, Any]:
+    """TTFT (prefill + first token) and decode tokens/s of one runner, plus peak memory."""
+    runner.generate(prompt, 16)
+    cuda = runner.model.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    first: list[torch.Tensor] = []
+    ttft = _wall(lambda: first.append(runner.prefill(prompt)))
+    tokens: list[int] = []
+    decode = _wall(
+        lambda: tokens.extend(runner.continue_greedy(first[0], len(prompt), new_tokens, set()))
+    )
+    return {
+        "ttft_ms": ttft * 1e3,
+        "tps": (new_tokens - 1) / decode,
+        "ms_per_token": decode / (new_tokens - 1) * 1e3,
+        "peak_memory_gb": torch.cuda.max_memory_allocated() / 1e9 if cuda else 0.0,
+        "first_tokens": tokens[:32],
+    }
+
+
+def measure_verify(runner: GreedyRunner, prompt: list[int], max_k: int) -> list[dict[str, float]]:
+    """Time of one verification step of width K+1 against one decode step, K = 1..max_k."""
+    first = runner.prefill(prompt)
+    runner.continue_greedy(first, len(prompt), 2, set())
+    decode = statistics.median(_timed(lambda: runner.decode_steps(1)) for _ in range(50))
+    rows = []
+    for k in range(1, max_k + 1):
+
+        def verify(width: int = k + 1) -> None:
+            runner.verify([1] * width, len(prompt))
+
+        step = statistics.median(_timed(verify) for _ in range(30))
+        rows.append(
+            {"k": k, "verify_ms": step * 1e3, "decode_ms": decode * 1e3, "ratio": step / decode}
+        )
+    return rows
+
+
+def check_against_transformers(
+    model: Any, runner: GreedyRunner, prompts: list[list[int]], new_tokens: int, model32: Any = None
+) -> dict[str, Any]:
+    """bf16 fast decoding against transformers on the same weights.
+
+    For each prompt the fast path decodes `new_tokens`; transformers then scores prompt plus
+    continuation in one teacher-forced pass. Reported: where transformers' greedy choice first
+    departs from the fast tokens (and its top-1 margin there), and the logits' differences.
+    With `model32` (a float32 copy), both bf16 paths are also measured against float32, which
+    says how much of the difference is bf16 rounding that transformers itself shares.
+    """
+    rows = []
+    for prompt in prompts:
+        tokens = runner.generate(prompt, new_tokens)
+        sequence = prompt + tokens
+        with torch.inference_mode():
+            ids = torch.tensor([sequence[:-1]], device=runner.model.device)
+            reference = model(ids).logits[0, len(prompt) - 1 :].float()
+            fast = torch.cat([lg for _, lg in runner.teacher_forced_logits(sequence[:-1])])
+            fast = fast[len(prompt) - 1 :].float()
+            row = _compare(reference, fast, tokens)
+            if model32 is not None:
+                exact = model32(ids).logits[0, len(prompt) - 1 :]
+                row |= _against_fp32(exact, reference, fast)
+        rows.append(row)
+    summary = {
+        "prompts": len(prompts),
+        "new_tokens": new_tokens,
+        "identical_prompts": sum(row["first_divergence"] is None for row in rows),
+        "tokens_before_first_divergence_mean": statistics.mean(
+            new_tokens if row["first_divergence"] is None else row["first_divergence"]
+            for row in rows
+        ),
+        "max_abs_logit_diff": max(row["max_abs_diff"] for row in rows),
+    }
+    for key in rows[0]:
+        if key.endswith(("mean_abs_diff", "top1_agreement")):
+            summary[key] = statistics.mean(row[key] for row in rows)
+    return summary | {"rows": rows}
+
+
+def _against_fp32(
+    exact: torch.Tensor, reference: torch.Tensor, fast: torch.Tensor
+) -> dict[str, float]:
+    best = exact.argmax(-1)
+    return {
+        "transformers_bf16_vs_fp32_mean_abs_diff": float((reference - exact).abs().mean()),
+        "fast_bf16_vs_fp32_mean_abs_diff": float((fast - exact).abs().mean()),
+        "transformers_bf16_vs_fp32_top1_agreement": float(
+            (reference.argmax(-1) == best).float().mean()
+        ),
+        "fast_bf16_vs_fp32_top1_agreement": float((fast.argmax(-1) == best).float().mean()),
+    }
+
+
+def _compare(reference: torch.Tensor, fast: torch.Tensor, tokens: list[int]) -> dict[str, Any]:
+    greedy = reference.argmax(-1).tolist()
+    divergence = next(
+        (i for i, (a, b) in enumerate(zip(greedy, tokens, strict=True)) if a != b), None
+    )
+    margin = None
+    if divergence is not None:
+        top = reference[divergence].topk(2).values
+        margin = float(top[0] - top[1])
+    diff = (reference - fast).abs()
+    return {
+        "first_divergence": divergence,
+        "margin_at_divergence": margin,
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "top1_agreement": float((reference.argmax(-1) == fast.argmax(-1)).float().mean()),
+    }
+
+
+def _ordered(modes: tuple[str, ...]) -> list[Mode]:
+    """Modes that swap kernels in place (triton, then int8) must run after the others."""
+    order = {"cublas": 0, "triton": 1, "int8": 2}
+    return sorted((MODES[name] for name in modes), key=lambda mode: order[mode.kernels])
+
+
+def run_bench(
+    settings: BenchSettings,
+    device: torch.device,
+    progress: Progress,
+    save: Callable[[BenchReport], None] | None = None,
+) -> BenchReport:
+    """Everything in the module docstring, in one process, on one GPU; `save` is called with
+    the partial report after each section, so a run cut short still leaves its figures."""
+    save = save or (lambda report: None)
+    import transformers
+
+    report = BenchReport(
+        gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        torch_version=torch.__version__,
+        transformers_version=transformers.__version__,
+        settings=asdict(settings),
+    )
+    progress("device copy bandwidth")
+    report.copy_bandwidth_gbs = copy_bandwidth(device, settings.copy_gib)
+    progress(f"random {settings.preset} weights")
+    model = random_transformers_model(settings.preset, device, settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
+    vocab = model.config.vocab_size
+    prompt = torch.randint(0, vocab, (settings.prompt_tokens,), generator=generator).tolist()
+    progress("transformers eager generate")
+    report.transformers = measure_transformers(
+        model, torch.tensor([prompt], device=device), settings.hf_new_tokens
+    )
+    fast = FastDecoder.from_transformers(
+        model,
+        max_len=max(settings.prompt_tokens + settings.new_tokens, 512 + settings.check_tokens)
+        + settings.max_k
+        + 64,
+        max_step_tokens=max(settings.prefill_chunk, settings.max_k + 1),
+    )
+    report.bytes_per_token = weight_bytes(fast)
+    report.roofline_tps = report.copy_bandwidth_gbs * 1e9 / report.bytes_per_token
+    save(report)
+    for mode in _ordered(settings.modes):
+        progress(f"fast path: {mode.name}")
+        result, runner = _run_mode(report, fast, mode, settings, prompt)
+        report.modes[mode.name] = result
+        save(report)
+        if runner is not None and mode.name == "graph" and settings.check_prompts:
+            progress(f"bf16 check against transformers: {settings.check_prompts} prompts")
+            prompts = _check_prompts(settings, vocab, generator)
+            model32 = copy.deepcopy(model).float() if settings.check_fp32 else None
+            report.check = check_against_transformers(
+                model, runner, prompts, settings.check_tokens, model32
+            )
+            del model32
+        del runner
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return report
+
+
+def _run_mode(
+    report: BenchReport, fast: FastDecoder, mode: Mode, settings: BenchSettings, prompt: list[int]
+) -> tuple[dict[str, Any], GreedyRunner | None]:
+    widths = tuple(range(2, settings.max_k + 2)) if mode.name == "graph" else ()
+    try:
+        runner = prepare_mode(fast, mode, settings, widths)
+        result = measure_mode(runner, prompt, settings.new_tokens)
+        if widths:
+            report.speculative = measure_verify(runner, prompt, settings.max_k)
+    except Exception as exc:  # a failing mode is reported, the others still run
+        return {"error": f"{type(exc).__name__}: {exc}"}, None
+    result["bytes_per_token"] = weight_bytes(fast)
+    result["ratio_to_roofline"] = result["tps"] / report.roofline_tps
+    if report.transformers:
+        result["x_transformers"] = result["tps"] / report.transformers["tps"]
+    return result, runner
+
+
+def _check_prompts(
+    settings: BenchSettings, vocab: int, generator: torch.Generator
+) -> list[list[int]]:
+    """Random prompts of 16-511 tokens for the bf16 check."""
+    lengths = torch.randint(16, 512, (settings.check_prompts,), generator=generator).tolist()
+    return [torch.randint(0, vocab, (n,), generator=generator).tolist() for n in lengths]

@@ -1,0 +1,204 @@
+"""Drive a `FastDecoder`: chunked prefill, then greedy decoding one token per step.
+
+On CUDA the per-token step (decoder, argmax, feeding the token back, advancing the position)
+is captured once in a CUDA graph and replayed; the host only reads the generated ids every
+`sync_every` steps to look for a stop id, so the GPU never waits for Python inside a step.
+Verification steps of a fixed width (speculative decoding) are captured the same way.
+On CPU the same code runs eagerly, which is what the tests exercise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+
+from swarmlab.engine.fast.model import FastDecoder
+
+DEFAULT_SYNC_EVERY = 32
+
+
+class EmptyPromptError(ValueError):
+    """Generation needs at least one prompt token."""
+
+
+class CapturedStep:
+    """A fixed-width step over static input buffers, replayed from a CUDA graph when possible."""
+
+    def __init__(self, body: Callable[[], None], device: torch.device, use_graph: bool) -> None:
+        self.body = body
+        self.graph: torch.cuda.CUDAGraph | None = None
+        if use_graph and device.type == "cuda":
+            self.graph = _capture(body)
+
+    def __call__(self) -> None:
+        if self.graph is None:
+            self.body()
+        else:
+            self.graph.replay()
+
+
+def _capture(body: Callable[[], None]) -> torch.cuda.CUDAGraph:
+    """Warm `body` up on a side stream (allocator, autotuning), then capture it."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            body()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        body()
+    return graph
+
+
+VerifyStep = tuple[CapturedStep, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class GreedyRunner:
+    """Greedy generation with a `FastDecoder`; one request at a time."""
+
+    def __init__(
+        self,
+        model: FastDecoder,
+        prefill_chunk: int = 512,
+        use_graph: bool = True,
+        compile_step: bool = False,
+        sync_every: int = DEFAULT_SYNC_EVERY,
+        verify_widths: Iterable[int] = (),
+    ) -> None:
+        if not 1 <= prefill_chunk <= model.max_step_tokens:
+            raise ValueError(
+                f"prefill_chunk must be between 1 and the model's max_step_tokens "
+                f"({model.max_step_tokens}), got {prefill_chunk}"
+            )
+        self.model = model
+        self.prefill_chunk = prefill_chunk
+        self.use_graph = use_graph
+        self.sync_every = sync_every
+        device = model.device
+        self._forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = model
+        if compile_step:
+            self._forward = torch.compile(model, dynamic=False)
+        max_len = model.cache.max_len
+        self.token = torch.zeros(1, dtype=torch.long, device=device)
+        self.position = torch.zeros(1, dtype=torch.long, device=device)
+        self.count = torch.zeros(1, dtype=torch.long, device=device)
+        self.history = torch.zeros(max_len, dtype=torch.long, device=device)
+        # Captured before any request: a capture's warm-up runs write into the cache.
+        with torch.inference_mode():
+            self._decode = CapturedStep(self._decode_body, device, use_graph)
+            self._verify_steps = {width: self._build_verify(width) for width in verify_widths}
+        self.model.cache.reset()
+
+    def _decode_body(self) -> None:
+        nxt = self._forward(self.token, self.position)
+        self.history.index_copy_(0, self.count, nxt)
+        self.token.copy_(nxt)
+        self.position.add_(1)
+        self.count.add_(1)
+
+    @torch.inference_mode()
+    def prefill(self, prompt: list[int]) -> torch.Tensor:
+        """Reset the cache, feed the prompt in chunks; the greedy next token ([1], on device)."""
+        if not prompt:
+            raise EmptyPromptError("prompt_ids must hold at least one token")
+        self.model.cache.reset()
+        return self.extend(prompt, 0)
+
+    @torch.inference_mode()
+    def extend(self, tokens: list[int], start: int) -> torch.Tensor:
+        """Feed `tokens` at positions start.. (in chunks) after what the cache holds; the
+        greedy token that follows them ([1], on device)."""
+        device = self.model.device
+        ids = torch.tensor(tokens, dtype=torch.long, device=device)
+        for offset in range(0, len(tokens), self.prefill_chunk):
+            stop = min(offset + self.prefill_chunk, len(tokens))
+            positions = torch.arange(start + offset, start + stop, device=device)
+            hidden = self.model.hidden(ids[offset:stop], positions)
+        return torch.argmax(self.model.logits(hidden[-1:]), dim=-1)
+
+    @torch.inference_mode()
+    def generate(
+        self, prompt: list[int], max_tokens: int, stop_ids: Iterable[int] = ()
+    ) -> list[int]:
+        """Greedy continuation: at most `max_tokens` ids, ending after the first stop id."""
+        if max_tokens < 1:
+            return []
+        self.model.cache.check_fits(len(prompt) + max_tokens)
+        return self.continue_greedy(self.prefill(prompt), len(prompt), max_tokens, set(stop_ids))
+
+    @torch.inference_mode()
+    def continue_greedy(
+        self, first: torch.Tensor, position: int, max_tokens: int, stops: set[int]
+    ) -> list[int]:
+        """`first` (the token for `position`, not yet fed) and up to `max_tokens - 1` greedy
+        successors, decoded by the captured step; ends after the first stop id."""
+        self.history[0:1].copy_(first)
+        self.token.copy_(first)
+        self.position.fill_(position)
+        self.count.fill_(1)
+        produced: list[int] = []
+        while len(produced) < max_tokens:
+            target = min(max_tokens, len(produced) + self.sync_every)
+            self.decode_steps(target - max(len(produced), 1))
+            produced = self.history[:target].tolist()
+            if cut := _stop_index(produced, stops):
+                return produced[:cut]
+        return produced
+
+    @torch.inference_mode()
+    def teacher_forced_logits(self, tokens: list[int]) -> Iterator[tuple[int, torch.Tensor]]:
+        """Reset, then feed `tokens` in prefill chunks; yield (start, logits of the chunk).
+
+        Chunks bound memory: a full-vocabulary float32 log-softmax of a long prompt at once
+        would not fit. Logits at index i predict `tokens[start + i + 1]`.
+        """
+        self.model.cache.reset()
+        device = self.model.device
+        ids = torch.tensor(tokens, dtype=torch.long, device=device)
+        for start in range(0, len(tokens), self.prefill_chunk):
+            stop = min(start + self.prefill_chunk, len(tokens))
+            positions = torch.arange(start, stop, device=device)
+            yield start, self.model.logits(self.model.hidden(ids[start:stop], positions))
+
+    def decode_steps(self, steps: int) -> None:
+        """Replay the decode step `steps` times with no host read (benchmarks time this)."""
+        for _ in range(steps):
+            self._decode()
+
+    @torch.inference_mode()
+    def verify(self, tokens: list[int], start: int) -> list[int]:
+        """Feed `tokens` at positions start.. in one step; the greedy token after each."""
+        step, ids, positions, out = self._verify_step(len(tokens))
+        ids.copy_(torch.tensor(tokens, dtype=torch.long))
+        positions.copy_(torch.arange(start, start + len(tokens)))
+        step()
+        return out.tolist()
+
+    def _verify_step(self, width: int) -> VerifyStep:
+        if width not in self._verify_steps:
+            raise ValueError(
+                f"no verification step of width {width} was prepared; pass it in "
+                "GreedyRunner(verify_widths=...)"
+            )
+        return self._verify_steps[width]
+
+    def _build_verify(self, width: int) -> VerifyStep:
+        device = self.model.device
+        ids = torch.zeros(width, dtype=torch.long, device=device)
+        positions = torch.arange(width, device=device)
+        out = torch.zeros(width, dtype=torch.long, device=device)
+
+        def body() -> None:
+            out.copy_(self._forward(ids, positions))
+
+        return CapturedStep(body, device, self.use_graph), ids, positions, out
+
+
+def _stop_index(tokens: list[int], stops: set[int]) -> int:
+    """Length to keep: through the first stop id, or 0 when there is none."""
+    for index, token in enumerate(tokens):
+        if token in stops:
+            return index + 1
+    return 0
