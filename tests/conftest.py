@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.bench",
     "tests.fixtures.models",
     "tests.fixtures.hub",
+    "tests.fixtures.client",
     "tests.fixtures.fast_engine",
 ]
