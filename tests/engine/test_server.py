@@ -354,3 +354,12 @@ def test_serves_on_cuda_in_bfloat16(tiny_model_dir: Path, tmp_path: Path) -> Non
         response = httpx.post(f"{url}/v1/completions", json=body, timeout=60.0)
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["token_ids"] == gpu.generate(prompt, 32, None)
+
+
+def test_a_body_without_content_length_gets_a_400(reference_server: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"prompt": "hi"}'
+
+    response = httpx.post(f"{reference_server}/v1/completions", content=chunks())
+    assert response.status_code == 400
+    assert "Content-Length" in response.json()["error"]["message"]

@@ -99,35 +99,30 @@ def _max_tokens(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
+# Fields this engine knows but cannot honour: the values it accepts, and what to send instead.
+_UNSUPPORTED: dict[str, tuple[tuple[Any, ...], str]] = {
+    "temperature": (
+        (None, 0),
+        "this engine decodes greedily only: send temperature 0 (or leave it out)",
+    ),
+    "n": ((None, 1), "this engine returns one choice: send n 1 (or leave it out)"),
+    "stream": ((None, False), "streaming is not supported: send stream false"),
+    "stop": (
+        (None, [], ""),
+        "stop strings are not supported: leave stop out (generation stops at EOS)",
+    ),
+    "logprobs": ((None, False, 0), "completion logprobs are not supported: use prompt_logprobs"),
+}
+
+
 def _refuse_unsupported(body: dict[str, Any]) -> None:
     """Greedy, single-choice, non-streaming only: say so rather than silently ignore."""
-    temperature = _typed(body, "temperature", (int, float), "a number")
-    if temperature not in (None, 0):
-        raise InvalidRequestError(
-            "this engine decodes greedily only: send temperature 0 (or leave it out)",
-            "temperature",
-            "unsupported",
-        )
-    if _typed(body, "n", (int,), "an integer") not in (None, 1):
-        raise InvalidRequestError(
-            "this engine returns one choice: send n 1 (or leave it out)", "n", "unsupported"
-        )
-    if _flag(body, "stream"):
-        raise InvalidRequestError(
-            "streaming is not supported: send stream false", "stream", "unsupported"
-        )
-    if body.get("stop") not in (None, [], ""):
-        raise InvalidRequestError(
-            "stop strings are not supported: leave stop out (generation stops at the EOS tokens)",
-            "stop",
-            "unsupported",
-        )
-    if body.get("logprobs") not in (None, False, 0):
-        raise InvalidRequestError(
-            "completion logprobs are not supported: use prompt_logprobs on /v1/completions",
-            "logprobs",
-            "unsupported",
-        )
+    _typed(body, "temperature", (int, float), "a number")
+    _typed(body, "n", (int,), "an integer")
+    _typed(body, "stream", (bool,), "true or false")
+    for name, (accepted, message) in _UNSUPPORTED.items():
+        if body.get(name) not in accepted:
+            raise InvalidRequestError(message, name, "unsupported")
 
 
 def _model(body: dict[str, Any]) -> str | None:

@@ -105,6 +105,7 @@ class EngineRequestHandler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():
+            self.close_connection = True  # a body of unknown size may follow (e.g. chunked)
             raise InvalidRequestError(
                 "send a Content-Length header with the JSON body", code="invalid_json"
             )

@@ -55,12 +55,10 @@ class CompletionService:
         model_name: str,
         limits: ModelLimits,
     ) -> None:
-        self.backend, self.tokenizer, self.model_name, self.limits = (
-            backend,
-            tokenizer,
-            model_name,
-            limits,
-        )
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+        self.limits = limits
         self.lock = threading.Lock()
         self.created = int(time.time())
 
@@ -150,30 +148,28 @@ class CompletionService:
             raise InvalidRequestError("the prompt tokenizes to no tokens: send some text", "prompt")
         return ids
 
-    def _logprob_entry(
-        self, scores: dict[int, float] | None, actual: int, top: int
-    ) -> dict[str, Any]:
-        if scores is None or actual not in scores:
-            raise RuntimeError(f"the backend's prompt_logprobs lack the actual token {actual}")
-        kept = scores if top else {actual: scores[actual]}
-        return {
-            str(t): {"logprob": lp, "decoded_token": self.tokenizer.decode([t])}
-            for t, lp in kept.items()
-        }
-
     def _logprob_entries(self, prompt_ids: list[int], top: int) -> list[dict[str, Any] | None]:
         """OpenAI/vLLM `prompt_logprobs`: entry i maps token ids (as strings) to their logprob
         given the tokens before i; entry 0 is null. `top` 1 adds the top-1 token."""
         with self.lock:
             raw = self.backend.prompt_logprobs(prompt_ids)
-        if len(raw) != len(prompt_ids):
-            raise RuntimeError(
-                f"the backend returned {len(raw)} prompt_logprobs for {len(prompt_ids)} tokens"
-            )
+        if len(raw) != len(prompt_ids) or any(
+            scores is None or actual not in scores
+            for scores, actual in zip(raw[1:], prompt_ids[1:], strict=True)
+        ):
+            raise RuntimeError("the backend's prompt_logprobs do not cover every prompt token")
+        kept = [
+            scores if top else {actual: scores[actual]}
+            for scores, actual in zip(raw[1:], prompt_ids[1:], strict=True)
+            if scores is not None
+        ]
+        ids = sorted({t for scores in kept for t in scores})
+        text = dict(zip(ids, self.tokenizer.batch_decode([[t] for t in ids]), strict=True))
         entries: list[dict[str, Any] | None] = [None]
-        entries.extend(
-            self._logprob_entry(raw[i], prompt_ids[i], top) for i in range(1, len(prompt_ids))
-        )
+        for scores in kept:
+            entries.append(
+                {str(t): {"logprob": lp, "decoded_token": text[t]} for t, lp in scores.items()}
+            )
         return entries
 
     def complete(self, request: CompletionRequest) -> dict[str, Any]:
