@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -300,12 +301,27 @@ def test_the_server_keeps_serving_after_errors(client: httpx.Client) -> None:
     assert _complete(client, prompt="Hi", max_tokens=1)["usage"]["completion_tokens"] == 1
 
 
-def test_sigterm_stops_the_server_cleanly(tiny_model_dir: Path, tmp_path: Path) -> None:
+def _send_and_hang_up(url: str, body: bytes) -> None:
+    """Send a request on a raw socket and close it before the answer comes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+        sock.sendall(head.encode() + body)
+
+
+def test_clients_that_hang_up_and_sigterm_are_handled_cleanly(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     log = tmp_path / "server.log"
-    with engine_server(tiny_model_dir, log=log) as (url, process):
-        assert httpx.get(f"{url}/v1/models").json()["data"][0]["id"] == tiny_model_dir.name
+    with engine_server(tiny_model_dir, "--threads", "1", log=log) as (url, process):
+        _send_and_hang_up(url, b'{"prompt": "Hi", "max_tokens": 200, "ignore_eos": true}')
+        body = {"prompt": "Hi", "max_tokens": 2, "ignore_eos": True}
+        response = httpx.post(f"{url}/v1/completions", json=body, timeout=60.0)
+        assert response.json()["usage"]["completion_tokens"] == 2
         assert stop_process(process) == 0
-    assert "SIGTERM: shutting down" in log.read_text()
+    text = log.read_text()
+    assert "SIGTERM: shutting down" in text
+    assert "Traceback" not in text
 
 
 def test_a_bad_model_directory_fails_fast_with_the_fix(tmp_path: Path) -> None:

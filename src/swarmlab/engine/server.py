@@ -161,6 +161,9 @@ class EngineRequestHandler(BaseHTTPRequestHandler):
                 self._send_json(HTTPStatus.OK, route(parse_json_object(body)))
         except InvalidRequestError as error:
             self._send_error(error)
+        except ConnectionError:  # the client went away before its answer: nobody to tell
+            self.log_message("client disconnected before the response was sent")
+            self.close_connection = True
         except Exception as exc:  # a backend failure: log it, answer 500 in the same shape
             traceback.print_exc(file=sys.stderr)
             self._send_json(
