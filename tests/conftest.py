@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.hub",
     "tests.fixtures.client",
     "tests.fixtures.fast_engine",
+    "tests.fixtures.jobs",
 ]

@@ -11,7 +11,9 @@ from swarmlab.domain.verification import (
     Policy,
     Rerun,
     VerdictStatus,
+    accept_measured,
     decide,
+    degradation_verdict,
     enters_top_k,
     needs_rerun,
     relative_deviation,
@@ -91,3 +93,16 @@ def test_top_k_for_lower_is_better() -> None:
 def test_rerun_all_ignores_rank() -> None:
     assert needs_rerun(1.0, [5.0] * 10, Policy(rerun="all", top_k=1))
     assert not needs_rerun(1.0, [5.0] * 10, Policy(rerun="top_k", top_k=1))
+
+
+def test_measured_result_outside_top_k_is_settled_on_its_guardrail() -> None:
+    assert accept_measured(POLICY, 90.0, 2.3).status is VerdictStatus.valid
+    failed = accept_measured(POLICY, 90.0, 3.0)
+    assert (failed.status, failed.failed) == (VerdictStatus.invalid, Check.guardrail)
+
+
+def test_degradation_flags_only_a_guardrail_over_the_cap() -> None:
+    assert degradation_verdict(POLICY, Rerun(score=1.0, guardrail=2.0)) is None
+    verdict = degradation_verdict(POLICY, Rerun(score=1.0, guardrail=2.5))
+    assert verdict is not None and "degradation check" in verdict.reason
+    assert degradation_verdict(Policy(guardrail_cap=None), Rerun(score=1.0)) is None

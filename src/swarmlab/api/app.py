@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from swarmlab import __version__
 from swarmlab.api.errors import install_error_handlers
 from swarmlab.api.hub import Hub
+from swarmlab.api.jobs_runtime import install_jobs
 from swarmlab.api.notifier import Notifier
 from swarmlab.api.routers import ROUTERS
 from swarmlab.api.settings import HubSettings
@@ -91,4 +92,5 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_jobs(app)
     return app

@@ -25,12 +25,16 @@ def serve(
     host: str = typer.Option(None, o.HOST.flag, help=_help(o.HOST)),
     port: int = typer.Option(None, o.PORT.flag, help=_help(o.PORT)),
     data_dir: Path = typer.Option(None, o.DATA_DIR.flag, help=_help(o.DATA_DIR)),
+    executor: str = typer.Option(None, o.EXECUTOR.flag, help=_help(o.EXECUTOR)),
+    workers: int = typer.Option(None, o.WORKERS.flag, help=_help(o.WORKERS)),
+    broker: str = typer.Option(None, o.BROKER.flag, help=_help(o.BROKER)),
 ) -> None:
     """Start the hub: apply migrations, create the organizer on first start, serve the API."""
     from swarmlab.api.serve import serve as run_hub
     from swarmlab.challenge import ChallengeError
 
     given = {"challenge": challenge, "db": db, "blobs": blobs, "host": host, "port": port}
+    given |= {"executor": executor, "workers": workers, "broker": broker}
     overrides = {k: v for k, v in {**given, "data_dir": data_dir}.items() if v is not None}
     console = Console()
     try:

@@ -64,9 +64,36 @@ RECHECK_S = Option(
     "How often parked long-polls re-check the database for writes by other hub processes.",
 )
 
-SERVE_OPTIONS: tuple[Option[str] | Option[int], ...] = (CHALLENGE, DB, BLOBS, HOST, PORT, DATA_DIR)
+EXECUTOR = Option(
+    "executor",
+    "inline",
+    "Where jobs run: inline (worker threads in this process), celery (workers on a broker, "
+    "needs --broker) or none (remote workers poll the hub).",
+)
+WORKERS = Option("workers", 1, "Inline executor: jobs run at once in this process.")
+BROKER = Option("broker", "", "Celery broker URL for --executor celery, e.g. redis://host:6379/0.")
+QUEUE_PREFIX = Option(
+    "queue_prefix", "swarmlab.", "Celery queue name prefix (queue = prefix + flavour)."
+)
+REAP_EVERY_S = Option(
+    "reap_every_s", 5.0, "How often the reaper requeues jobs of silent workers and times out jobs."
+)
+
+SERVE_OPTIONS: tuple[Option[str] | Option[int], ...] = (
+    CHALLENGE,
+    DB,
+    BLOBS,
+    HOST,
+    PORT,
+    DATA_DIR,
+    EXECUTOR,
+    WORKERS,
+    BROKER,
+)
 ALL_OPTIONS: tuple[Option[str] | Option[int] | Option[float], ...] = (
     *SERVE_OPTIONS,
     LONG_POLL_MAX_S,
     RECHECK_S,
+    QUEUE_PREFIX,
+    REAP_EVERY_S,
 )

@@ -29,6 +29,13 @@ class HubSettings(BaseSettings):
         o.LONG_POLL_MAX_S.default, gt=0, description=o.LONG_POLL_MAX_S.help
     )
     recheck_s: float = Field(o.RECHECK_S.default, gt=0, description=o.RECHECK_S.help)
+    executor: str = Field(
+        o.EXECUTOR.default, pattern="^(inline|celery|none)$", description=o.EXECUTOR.help
+    )
+    workers: int = Field(o.WORKERS.default, ge=0, description=o.WORKERS.help)
+    broker: str = Field(o.BROKER.default, description=o.BROKER.help)
+    queue_prefix: str = Field(o.QUEUE_PREFIX.default, description=o.QUEUE_PREFIX.help)
+    reap_every_s: float = Field(o.REAP_EVERY_S.default, gt=0, description=o.REAP_EVERY_S.help)
 
     @model_validator(mode="after")
     def _follow_data_dir(self) -> HubSettings:

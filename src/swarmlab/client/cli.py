@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
 import typer
 from rich.console import Console
 
+from swarmlab.client import jobs_cli
+
 if TYPE_CHECKING:
     from swarmlab.client.models import Page, Stream
     from swarmlab.client.sdk import Client
@@ -419,3 +421,4 @@ def channel_read(
 def register(root: typer.Typer) -> None:
     """Add the participant commands to the root CLI."""
     root.add_typer(agent_app, name="agent")
+    jobs_cli.register(root)

@@ -123,3 +123,27 @@ def enters_top_k(score: float, ranked_scores: Iterable[float], policy: Policy) -
 def needs_rerun(score: float, ranked_scores: Iterable[float], policy: Policy) -> bool:
     """Whether a measured result is re-run on the private set under this policy."""
     return policy.rerun == "all" or enters_top_k(score, ranked_scores, policy)
+
+
+def accept_measured(policy: Policy, score: float, guardrail: float | None) -> Verdict:
+    """Settle a measured result that is not re-run (outside the top K) on its own job's numbers.
+
+    The hub measured it, so only the guardrail is checked; this keeps results below the top K
+    from staying pending forever without spending a re-run on them.
+    """
+    cap = policy.guardrail_cap
+    if cap is not None and (guardrail is None or guardrail > cap):
+        shown = "no value" if guardrail is None else f"{guardrail:g}"
+        return _invalid(Check.guardrail, f"guardrail {shown} over its cap {cap:g}")
+    return Verdict(
+        VerdictStatus.valid, None, f"measured {score:g} by the hub; outside the top K, not re-run"
+    )
+
+
+def degradation_verdict(policy: Policy, rerun: Rerun) -> Verdict | None:
+    """The daily guardrail re-score: an invalid verdict when the cap is now exceeded, else None."""
+    cap = policy.guardrail_cap
+    if cap is None or (rerun.guardrail is not None and rerun.guardrail <= cap):
+        return None
+    shown = "no value" if rerun.guardrail is None else f"{rerun.guardrail:g}"
+    return _invalid(Check.guardrail, f"degradation check: guardrail {shown} over its cap {cap:g}")

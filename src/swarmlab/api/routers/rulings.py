@@ -1,0 +1,62 @@
+"""Exploit reports (`POST /v1/reports`) and organizers' rulings (`POST /v1/rulings`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from swarmlab.api.auth import OptionalActor, Organizer, Participant
+from swarmlab.api.jobs_runtime import JobsDep
+from swarmlab.api.schemas import Body
+from swarmlab.jobs.rulings import RulingRequest
+
+router = APIRouter(prefix="/v1", tags=["rulings"])
+
+
+class ReportBody(Body):
+    title: str = Field(max_length=200, description="The loophole in one line.")
+    text: str = Field(max_length=16_384, description="How it works and what it affects.")
+    results: list[str] = Field(default_factory=list, max_length=100, description="Result ids.")
+
+
+class RulingBody(Body):
+    title: str = Field(max_length=200)
+    text: str = Field(max_length=16_384, description="The decision, as the rules will state it.")
+    effective_at: datetime = Field(description="From when it applies (ISO 8601).")
+    affects: list[str] = Field(
+        default_factory=list, max_length=500, description="Result ids it invalidates."
+    )
+    reports: list[str] = Field(
+        default_factory=list, max_length=100, description="Report ids it settles."
+    )
+
+
+@router.post("/reports", status_code=201)
+def file_report(body: ReportBody, jobs: JobsDep, actor: Participant) -> dict[str, Any]:
+    """File an exploit report: organizers see it at once, everyone after a ruling settles it."""
+    return jobs.rulings.report(actor.handle, body.title, body.text, body.results)
+
+
+@router.get("/reports")
+def list_reports(jobs: JobsDep, actor: OptionalActor) -> dict[str, Any]:
+    """Reports you may see: all (organizers), or those settled by a ruling and your own."""
+    handle = actor.handle if actor else None
+    items = jobs.rulings.reports(handle, bool(actor and actor.is_organizer))
+    return {"count": len(items), "items": items}
+
+
+@router.post("/rulings", status_code=201)
+def publish_ruling(body: RulingBody, jobs: JobsDep, organizer: Organizer) -> dict[str, Any]:
+    """Publish a ruling: broadcast, listed in the rules, invalidating the results it names."""
+    request = RulingRequest(body.title, body.text, body.effective_at, body.affects, body.reports)
+    return jobs.rulings.publish(organizer.handle, request)
+
+
+@router.get("/rulings")
+def list_rulings(jobs: JobsDep) -> dict[str, Any]:
+    """Every ruling, oldest first."""
+    items = jobs.rulings.rulings()
+    return {"count": len(items), "items": items}

@@ -1,0 +1,198 @@
+"""End to end on CPU: a real hub process, real worker processes, the real harness, the tiny model."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.fixtures.bundles import bundle_bytes
+from tests.fixtures.jobs import (
+    HubProcess,
+    hub_process,
+    reference_entry,
+    swarmlab_command,
+    wait_for,
+    worker_process,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def submit_and_request(agent: httpx.Client, entry: Path, jobs: int = 1) -> list[str]:
+    """Upload ``entry`` and queue ``jobs`` self-eval jobs of it; their ids."""
+    uploaded = agent.post("/v1/submissions", content=bundle_bytes(entry))
+    assert uploaded.status_code in (200, 201), uploaded.text
+    body = {"submission_id": uploaded.json()["id"], "profile": "ci"}
+    queued = [agent.post("/v1/jobs", json=body) for _ in range(jobs)]
+    assert all(job.status_code == 202 for job in queued), [job.text for job in queued]
+    return [str(job.json()["id"]) for job in queued]
+
+
+def job_in(hub: HubProcess, job_id: str, *states: str) -> dict[str, Any] | None:
+    job: dict[str, Any] = httpx.get(f"{hub.url}/v1/jobs/{job_id}").json()
+    return job if job["status"] in states else None
+
+
+def test_a_polling_worker_runs_a_job_to_a_summary(
+    tiny_pack: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    with hub_process(tiny_pack, tmp_path / "hub", executor="none", reap_every_s="0.5") as hub:
+        with hub.agent("ada") as agent:
+            entry = reference_entry(tmp_path / "entry", tiny_model_dir)
+            [job_id] = submit_and_request(agent, entry)
+        with worker_process(hub, hub.worker_token("box"), tmp_path / "worker") as worker:
+            job = wait_for(
+                lambda: job_in(hub, job_id, "completed", "error"), "the job to end", alive=worker
+            )
+        assert job["status"] == "completed", job["message"]
+        assert job["summary"]["tps"] > 0
+        assert "identity" not in job["summary"]  # the public set has no reference decode
+        files = httpx.get(f"{hub.url}/v1/jobs/{job_id}/artifacts").json()["artifacts"]
+        assert {"summary.json", "decode_outputs.jsonl", "status.json", "server.log"} <= set(files)
+        summary = httpx.get(f"{hub.url}/v1/jobs/{job_id}/artifacts/summary.json").json()
+        assert summary["tps"] == job["summary"]["tps"]
+        log = httpx.get(f"{hub.url}/v1/jobs/{job_id}/logs", params={"follow": 1}).text
+        assert "stage speed" in log
+        assert log.rstrip().endswith("[hub] completed")
+
+
+def _kill_orphan_server(workdir: Path, job_id: str) -> None:
+    """The killed worker's entry server outlives it (its own session): stop it too."""
+    record = workdir / job_id / "state" / "server.json"
+    if record.is_file():
+        pid = json.loads(record.read_text())["pid"]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def test_killing_a_worker_mid_job_requeues_it_and_another_completes_it(
+    tiny_pack: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    with hub_process(tiny_pack, tmp_path / "hub", executor="none", reap_every_s="0.5") as hub:
+        with hub.agent("ada") as agent:
+            entry = reference_entry(tmp_path / "entry", tiny_model_dir)
+            [job_id] = submit_and_request(agent, entry)
+        token = hub.worker_token("box")
+        first = tmp_path / "worker-1"
+        with worker_process(hub, token, first) as doomed:
+            wait_for(
+                lambda: (
+                    job_in(hub, job_id, "running")
+                    if (job_in(hub, job_id, "running") or {}).get("stage")
+                    in ("server", "speed", "decode")
+                    else None
+                ),
+                "the first worker to reach the server stage",
+                alive=doomed,
+            )
+            os.killpg(doomed.pid, signal.SIGKILL)
+            doomed.wait()
+        _kill_orphan_server(first, job_id)
+        wait_for(lambda: job_in(hub, job_id, "queued"), "the reaper to requeue the job")
+        with worker_process(hub, token, tmp_path / "worker-2") as second:
+            job = wait_for(
+                lambda: job_in(hub, job_id, "completed", "error"), "the job to end", alive=second
+            )
+        assert job["status"] == "completed", job["message"]
+        assert job["attempts"] == 2
+        log = httpx.get(f"{hub.url}/v1/jobs/{job_id}/logs", params={"follow": 1}).text
+        assert "went silent; queued again" in log
+
+
+@pytest.mark.redis
+def test_the_celery_executor_runs_a_job_through_redis(
+    tiny_pack: Path, tiny_model_dir: Path, tmp_path: Path, redis_url: str
+) -> None:
+    prefix = f"swarmlab-test-{uuid.uuid4().hex[:8]}."
+    settings = {"executor": "celery", "broker": redis_url, "queue_prefix": prefix}
+    with hub_process(tiny_pack, tmp_path / "hub", reap_every_s="0.5", **settings) as hub:
+        with hub.agent("ada") as agent:
+            [job_id] = submit_and_request(
+                agent, reference_entry(tmp_path / "entry", tiny_model_dir)
+            )
+        token = hub.worker_token("celery-box")
+        args = ("--broker", redis_url, "--queue-prefix", prefix)
+        with worker_process(hub, token, tmp_path / "worker", *args) as worker:
+            job = wait_for(
+                lambda: job_in(hub, job_id, "completed", "error"), "the job to end", alive=worker
+            )
+        assert job["status"] == "completed", job["message"]
+        assert job["worker"].startswith("worker-celery-box/")
+        assert job["summary"]["tps"] > 0
+    _forget_queue(redis_url, f"{prefix}cpu")
+
+
+def _forget_queue(redis_url: str, queue: str) -> None:
+    """Remove the test's queue and its binding from the shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(queue, f"_kombu.binding.{queue}")
+    finally:
+        client.close()
+
+
+def test_submit_and_watch_run_a_job_on_the_inline_executor(
+    tiny_pack: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    with hub_process(tiny_pack, tmp_path / "hub", executor="inline", workers="1") as hub:
+        with hub.agent("ada") as agent:
+            token = agent.headers["Authorization"].removeprefix("Bearer ")
+        entry = reference_entry(tmp_path / "entry", tiny_model_dir)
+        env = {**os.environ, "SWARMLAB_URL": hub.url, "SWARMLAB_TOKEN": token}
+        done = subprocess.run(
+            swarmlab_command("submit", str(entry), "--profile", "ci", "--watch"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "stage speed" in done.stdout
+        assert "completed after" in done.stdout
+        listed = subprocess.run(
+            swarmlab_command("jobs", "list", "--agent", "ada"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "completed" in listed.stdout
+
+
+@pytest.mark.redis
+def test_a_celery_worker_with_two_gpus_runs_two_jobs_at_once_one_per_device(
+    tiny_pack: Path, tiny_model_dir: Path, tmp_path: Path, redis_url: str
+) -> None:
+    """Issue 6 on CPU: fake devices 0 and 1; each job's worker label names its device."""
+    prefix = f"swarmlab-test-{uuid.uuid4().hex[:8]}."
+    settings = {"executor": "celery", "broker": redis_url, "queue_prefix": prefix}
+    with hub_process(tiny_pack, tmp_path / "hub", reap_every_s="0.5", **settings) as hub:
+        entry = reference_entry(tmp_path / "entry", tiny_model_dir)
+        with hub.agent("ada") as agent:
+            job_ids = submit_and_request(agent, entry, jobs=2)
+        args = ("--broker", redis_url, "--queue-prefix", prefix, "--gpus", "2")
+        with worker_process(hub, hub.worker_token("pair"), tmp_path / "worker", *args) as worker:
+            wait_for(
+                lambda: True if all(job_in(hub, j, "running") for j in job_ids) else None,
+                "both jobs to run at the same time",
+                alive=worker,
+            )
+            jobs = [
+                wait_for(
+                    lambda j=j: job_in(hub, j, "completed", "error"), "a job to end", alive=worker
+                )
+                for j in job_ids
+            ]
+        assert [job["status"] for job in jobs] == ["completed", "completed"], jobs
+        assert sorted(job["worker"].rsplit("/", 1)[1] for job in jobs) == ["gpu0", "gpu1"]
+    _forget_queue(redis_url, f"{prefix}cpu")
