@@ -205,13 +205,15 @@ def build_service(options: ServeOptions) -> CompletionService:
         torch.set_num_threads(options.threads)
     config = text_config(load_config(options.model_dir))
     tokenizer = load_tokenizer(options.model_dir)
-    limits = ModelLimits(
-        vocab_size=config.vocab_size,
-        max_context=config.max_position_embeddings,
-        stop_ids=frozenset(read_generation_stop_ids(options.model_dir, config, tokenizer)),
-    )
     backend = create_backend(
         options.backend, BackendOptions(options.model_dir, options.device, options.dtype)
+    )
+    # A backend with a pre-allocated cache (fast) may hold fewer positions than the model.
+    backend_context = getattr(backend, "max_context", config.max_position_embeddings)
+    limits = ModelLimits(
+        vocab_size=config.vocab_size,
+        max_context=min(config.max_position_embeddings, backend_context),
+        stop_ids=frozenset(read_generation_stop_ids(options.model_dir, config, tokenizer)),
     )
     name = options.served_model_name or options.model_dir.name
     return CompletionService(backend, tokenizer, name, limits)

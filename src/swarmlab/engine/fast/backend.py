@@ -1,0 +1,175 @@
+"""The `fast` backend: the server's `Backend` contract on top of `GreedyRunner`.
+
+Options beyond `BackendOptions` come from environment variables (a submission's manifest sets
+them in its `env` map), declared once in `FastOptions`:
+
+| variable | default | meaning |
+| --- | --- | --- |
+| `SWARMLAB_FAST_MAX_CONTEXT` | 4096 | positions in the static KV cache (prompt + new tokens) |
+| `SWARMLAB_FAST_KERNELS` | `triton` on CUDA, else `torch` | `torch`, `triton` (Triton mat-vecs) or `int8` (weight-only int8 + Triton) |
+| `SWARMLAB_FAST_COMPILE` | `1` on CUDA | torch.compile the decode step (before CUDA-graph capture) |
+| `SWARMLAB_FAST_DRAFT` | empty | speculative drafter: empty (off), `ngram`, or a draft checkpoint directory |
+| `SWARMLAB_FAST_K` | 4 | speculative tokens per step |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from swarmlab.engine.backend import BackendOptions
+from swarmlab.engine.fast.model import FastDecoder
+from swarmlab.engine.fast.runner import GreedyRunner
+from swarmlab.engine.loading import load_model
+from swarmlab.engine.quant import GemvLinear, Int8Linear, swap_linears
+from swarmlab.engine.speculative import (
+    Drafter,
+    ModelDrafter,
+    NgramDrafter,
+    check_draft_vocabulary,
+    speculative_generate,
+)
+
+KERNELS = ("torch", "triton", "int8")
+
+
+class FastOptionError(ValueError):
+    """A SWARMLAB_FAST_* environment variable holds an unusable value."""
+
+
+@dataclass(frozen=True)
+class FastOptions:
+    """The fast backend's own settings (see the module docstring)."""
+
+    max_context: int = 4096
+    kernels: str = "torch"
+    compile_step: bool = False
+    draft: str = ""
+    k: int = 4
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], device: str) -> FastOptions:
+        cuda = device.startswith("cuda")
+        options = cls(
+            max_context=_int(env, "SWARMLAB_FAST_MAX_CONTEXT", 4096),
+            kernels=env.get("SWARMLAB_FAST_KERNELS", "triton" if cuda else "torch"),
+            compile_step=env.get("SWARMLAB_FAST_COMPILE", "1" if cuda else "0") == "1",
+            draft=env.get("SWARMLAB_FAST_DRAFT", ""),
+            k=_int(env, "SWARMLAB_FAST_K", 4),
+        )
+        if options.kernels not in KERNELS:
+            raise FastOptionError(
+                f"SWARMLAB_FAST_KERNELS={options.kernels!r}; use one of {', '.join(KERNELS)}"
+            )
+        if options.kernels != "torch" and not cuda:
+            raise FastOptionError(
+                f"SWARMLAB_FAST_KERNELS={options.kernels} needs --device cuda; unset it on CPU"
+            )
+        return options
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or int(raw) < 1:
+        raise FastOptionError(f"{name}={raw!r} must be a positive integer")
+    return int(raw)
+
+
+def build_runner(
+    model_dir: Path,
+    backend: BackendOptions,
+    options: FastOptions,
+    verify_widths: tuple[int, ...] = (),
+) -> GreedyRunner:
+    """Load a checkpoint and wrap it in a (captured, on CUDA) greedy runner."""
+    model = load_model(model_dir, backend.device, backend.dtype)
+    fast = FastDecoder.from_transformers(
+        model,
+        max_len=options.max_context,
+        max_step_tokens=max(backend.prefill_chunk, options.k + 1),
+    )
+    del model
+    if options.kernels == "triton":
+        swap_linears(fast, GemvLinear, use_kernel=True)
+    elif options.kernels == "int8":
+        swap_linears(fast, Int8Linear, use_kernel=True)
+    cuda = fast.device.type == "cuda"
+    return GreedyRunner(
+        fast,
+        prefill_chunk=backend.prefill_chunk,
+        use_graph=cuda,
+        compile_step=options.compile_step,
+        verify_widths=verify_widths,
+    )
+
+
+class FastBackend:
+    """Greedy decoding (optionally speculative) and prompt scoring with the fast decoder."""
+
+    def __init__(self, runner: GreedyRunner, drafter: Drafter | None = None, k: int = 4) -> None:
+        self.runner = runner
+        self.drafter = drafter
+        self.k = k
+
+    @classmethod
+    def from_options(
+        cls, backend: BackendOptions, env: Mapping[str, str] | None = None
+    ) -> FastBackend:
+        """The registry's factory: options from `backend` plus SWARMLAB_FAST_* variables."""
+        options = FastOptions.from_env(os.environ if env is None else env, backend.device)
+        widths = (options.k + 1,) if options.draft else ()
+        runner = build_runner(backend.model_dir, backend, options, widths)
+        return cls(runner, _drafter(options, backend, runner), options.k)
+
+    @property
+    def max_context(self) -> int:
+        """Prompt plus new tokens this backend can hold (the server caps requests with it)."""
+        reserve = self.k if self.drafter is not None else 0
+        return self.runner.model.cache.max_len - reserve
+
+    def generate(
+        self, prompt_ids: list[int], max_tokens: int, stop_ids: set[int] | None
+    ) -> list[int]:
+        """Greedy continuation; see `Backend.generate`."""
+        if self.drafter is None:
+            return self.runner.generate(prompt_ids, max_tokens, stop_ids or ())
+        tokens, _ = speculative_generate(
+            self.runner, self.drafter, prompt_ids, max_tokens, self.k, stop_ids
+        )
+        return tokens
+
+    @torch.inference_mode()
+    def prompt_logprobs(self, prompt_ids: list[int]) -> list[dict[int, float] | None]:
+        """Teacher-forced log-probabilities in prefill chunks; see `Backend.prompt_logprobs`."""
+        entries: list[dict[int, float] | None] = [None]
+        scored = prompt_ids[:-1]
+        for start, logits in self.runner.teacher_forced_logits(scored) if scored else ():
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            targets = torch.tensor(
+                prompt_ids[start + 1 : start + 1 + len(logits)], device=logprobs.device
+            )
+            actual = logprobs.gather(1, targets[:, None])[:, 0]
+            top_values, top_ids = logprobs.max(dim=-1)
+            rows = zip(
+                targets.tolist(),
+                actual.tolist(),
+                top_ids.tolist(),
+                top_values.tolist(),
+                strict=True,
+            )
+            entries.extend({top: top_lp, target: lp} for target, lp, top, top_lp in rows)
+        return entries
+
+
+def _drafter(options: FastOptions, backend: BackendOptions, runner: GreedyRunner) -> Drafter | None:
+    if not options.draft:
+        return None
+    if options.draft == "ngram":
+        return NgramDrafter()
+    draft_runner = build_runner(Path(options.draft), backend, options)
+    check_draft_vocabulary(runner, draft_runner)
+    return ModelDrafter(draft_runner)

@@ -1,0 +1,89 @@
+"""The `fast` backend serves the same contract as the reference backend on the tiny checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swarmlab.engine.backend import Backend, BackendOptions, create_backend
+from swarmlab.engine.fast.backend import FastBackend, FastOptionError, FastOptions
+
+PROMPT = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 5  # longer than the sliding window
+
+
+@pytest.fixture(scope="module")
+def options(tiny_model_dir: Path) -> BackendOptions:
+    return BackendOptions(tiny_model_dir, prefill_chunk=16)
+
+
+@pytest.fixture(scope="module")
+def reference(options: BackendOptions) -> Backend:
+    return create_backend("reference", options)
+
+
+@pytest.mark.parametrize("draft", ["", "ngram"])
+def test_fast_backend_matches_the_reference_backend(
+    options: BackendOptions, reference: Backend, draft: str
+) -> None:
+    fast = FastBackend.from_options(options, {"SWARMLAB_FAST_DRAFT": draft, "SWARMLAB_FAST_K": "3"})
+    assert fast.generate(PROMPT, 24, None) == reference.generate(PROMPT, 24, None)
+    expected = reference.generate(PROMPT[:20], 24, None)
+    stop = expected[5]
+    assert fast.generate(PROMPT[:20], 24, {stop}) == expected[: expected.index(stop) + 1]
+
+
+def test_a_draft_checkpoint_drives_speculative_decoding(
+    options: BackendOptions, reference: Backend, tiny_model_dir: Path
+) -> None:
+    env = {"SWARMLAB_FAST_DRAFT": str(tiny_model_dir), "SWARMLAB_FAST_K": "4"}
+    fast = FastBackend.from_options(options, env)
+    assert fast.generate(PROMPT, 20, None) == reference.generate(PROMPT, 20, None)
+    assert fast.max_context == 4096 - 4
+
+
+def test_prompt_logprobs_match_the_reference_backend(
+    options: BackendOptions, reference: Backend
+) -> None:
+    fast = create_backend("fast", options)
+    ours, theirs = fast.prompt_logprobs(PROMPT), reference.prompt_logprobs(PROMPT)
+    assert len(ours) == len(PROMPT) and ours[0] is None
+    for mine, expected in zip(ours[1:], theirs[1:], strict=True):
+        assert mine is not None and expected is not None
+        assert mine.keys() == expected.keys()
+        for token, logprob in expected.items():
+            assert mine[token] == pytest.approx(logprob, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SWARMLAB_FAST_KERNELS": "fp4"}, "one of torch, triton, int8"),
+        ({"SWARMLAB_FAST_KERNELS": "triton"}, "needs --device cuda"),
+        ({"SWARMLAB_FAST_K": "zero"}, "positive integer"),
+        ({"SWARMLAB_FAST_MAX_CONTEXT": "0"}, "positive integer"),
+    ],
+)
+def test_bad_fast_options_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(FastOptionError, match=message):
+        FastOptions.from_env(env, "cpu")
+
+
+@pytest.mark.slow
+def test_serve_with_backend_fast_answers_completions(
+    tiny_model_dir: Path, reference: Backend, tmp_path: Path
+) -> None:
+    import httpx
+    from tests.fixtures.models import engine_server
+
+    args = ("--backend", "fast", "--served-model-name", "tiny", "--threads", "1")
+    with engine_server(tiny_model_dir, *args, log=tmp_path / "server.log") as (url, _process):
+        body = {"model": "tiny", "prompt": PROMPT, "max_tokens": 16, "temperature": 0}
+        body |= {"ignore_eos": True, "return_token_ids": True, "add_special_tokens": False}
+        response = httpx.post(f"{url}/v1/completions", json=body, timeout=60.0)
+        too_long = httpx.post(
+            f"{url}/v1/completions", json=body | {"max_tokens": 5000}, timeout=60.0
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["token_ids"] == reference.generate(PROMPT, 16, None)
+    assert too_long.status_code == 400
