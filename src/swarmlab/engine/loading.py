@@ -30,7 +30,7 @@ _HINT = "pass a local Gemma-4 checkpoint directory (build a tiny one with `swarm
 
 
 class CheckpointError(Exception):
-    """The directory is not a loadable Gemma-4 text checkpoint, or the device/dtype is unusable."""
+    """The directory is not a loadable Gemma-4 checkpoint, or the device or dtype is unusable."""
 
 
 def _offline() -> None:
