@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -23,6 +23,8 @@ class Hub:
     db: Database
     blobs: BlobStore
     notifier: Notifier
+    # When this process last recorded each handle's wait-poll (monotonic seconds).
+    watch_marks: dict[str, float] = field(default_factory=dict)
 
     @property
     def spec(self) -> ChallengeSpec:

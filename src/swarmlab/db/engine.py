@@ -96,6 +96,11 @@ class Database:
         if not self.is_sqlite:
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RECORD_LOCK_KEY})
 
+    def lock_key(self, session: Session, key: str) -> None:
+        """Serialise transactions about one key (e.g. a handle's rate limit) across processes."""
+        if not self.is_sqlite:
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()

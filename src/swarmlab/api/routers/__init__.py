@@ -2,6 +2,12 @@
 
 from fastapi import APIRouter
 
-from swarmlab.api.routers import identity, meta
+from swarmlab.api.routers import channels, identity, messages, meta, watch
 
-ROUTERS: list[APIRouter] = [meta.router, identity.router]
+ROUTERS: list[APIRouter] = [
+    meta.router,
+    identity.router,
+    messages.router,
+    channels.router,
+    watch.router,
+]

@@ -1,0 +1,138 @@
+"""Watching without blind polling: inbox, updates and channel feed, with `wait=` long-polls.
+
+The protocol is agent-collabs' (its `collab_watch.sh` works unchanged): `after=<id>` pages
+forward from a cursor, `wait=<s>` parks until something new arrives (at most
+`long_poll_max_s`), and the answer adds `cursor` (the newest id in the page, or the `after`
+given when the page is empty) and `watch: {status: delivered|timeout, waited_ms}`. A parked
+request holds no thread: it awaits the notifier between short database reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from typing import Any, Literal
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from swarmlab.api.hub import Hub
+from swarmlab.api.listing import ListParams, paginate
+from swarmlab.api.services.identity import get_account
+from swarmlab.api.services.messages import MESSAGES, render_message
+from swarmlab.db import utcnow
+from swarmlab.db.models import InboxEntry, Message, Subscription, Watcher
+
+Stream = Literal["inbox", "updates", "feed"]
+MARK_EVERY_S = 5.0
+
+
+def _all_channels(handle: str) -> Select[str]:
+    return select(Subscription.channel).where(
+        Subscription.handle == handle, Subscription.notify == "all"
+    )
+
+
+def stream_query(stream: Stream, handle: str) -> Select[Message]:
+    """The messages a stream holds for `handle`."""
+    inbox = Message.id.in_(select(InboxEntry.message_id).where(InboxEntry.handle == handle))
+    if stream == "inbox":
+        return select(Message).where(inbox)
+    if stream == "feed":
+        member = select(Subscription.channel).where(Subscription.handle == handle)
+        return select(Message).where(Message.channel.in_(member))
+    followed = Message.channel.in_(_all_channels(handle)) & (Message.author != handle)
+    return select(Message).where(or_(inbox, followed))
+
+
+def _reasons(session: Session, stream: Stream, handle: str, ids: list[str]) -> dict[str, list[str]]:
+    reasons: dict[str, list[str]] = defaultdict(list)
+    for message_id, reason in session.execute(
+        select(InboxEntry.message_id, InboxEntry.reason).where(
+            InboxEntry.handle == handle, InboxEntry.message_id.in_(ids)
+        )
+    ):
+        reasons[message_id].append(reason)
+    if stream != "inbox":
+        level = {"updates": _all_channels(handle), "feed": None}[stream]
+        query = select(Message.id, Message.channel).where(
+            Message.id.in_(ids), Message.channel.is_not(None)
+        )
+        if level is not None:
+            query = query.where(Message.channel.in_(level))
+        for message_id, channel in session.execute(query):
+            reasons[message_id].append(f"channel:{channel}")
+    return reasons
+
+
+def read_stream(hub: Hub, stream: Stream, handle: str, params: ListParams) -> dict[str, Any]:
+    """One page of a stream with each item's `reasons`; 404 for an unknown handle."""
+    with hub.db.read() as session:
+        get_account(session, handle)
+        query = stream_query(stream, handle)
+        page = paginate(session, query, params, MESSAGES, render_message)
+        reasons = _reasons(session, stream, handle, [item["id"] for item in page["items"]])
+    for item in page["items"]:
+        item["reasons"] = sorted(set(reasons.get(item["id"], [])))
+    ids = [item["id"] for item in page["items"]]
+    page["cursor"] = max(ids) if ids else params.after
+    return page
+
+
+def mark_watching(hub: Hub, handle: str, stream: Stream) -> None:
+    """Record that `handle` parked a wait-poll (at most every MARK_EVERY_S per process)."""
+    now = time.monotonic()
+    if now - hub.watch_marks.get(handle, -MARK_EVERY_S) < MARK_EVERY_S:
+        return
+    hub.watch_marks[handle] = now
+    with contextlib.suppress(IntegrityError), hub.db.write() as session:
+        watcher = session.get(Watcher, handle)
+        if watcher is None:
+            session.add(Watcher(handle=handle, stream=stream, last_wait_at=utcnow()))
+        else:
+            watcher.stream, watcher.last_wait_at = stream, utcnow()
+
+
+async def watch(
+    hub: Hub, stream: Stream, handle: str, params: ListParams, wait: float | None
+) -> dict[str, Any]:
+    """A stream page; with `wait`, parked until it has items or the wait runs out."""
+    if wait is None:
+        return await run_in_threadpool(read_stream, hub, stream, handle, params)
+    wait = min(max(wait, 0.0), hub.settings.long_poll_max_s)
+    started = time.monotonic()
+    with hub.notifier.waiter(handle) as woken:
+        page = await run_in_threadpool(read_stream, hub, stream, handle, params)
+        if wait > 0:
+            await run_in_threadpool(mark_watching, hub, handle, stream)
+        while not page["items"]:
+            remaining = wait - (time.monotonic() - started)
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), remaining)
+            woken.clear()
+            page = await run_in_threadpool(read_stream, hub, stream, handle, params)
+    waited_ms = int((time.monotonic() - started) * 1000)
+    page["watch"] = {"status": "delivered" if page["items"] else "timeout", "waited_ms": waited_ms}
+    return page
+
+
+def watching(hub: Hub) -> list[dict[str, Any]]:
+    """Every handle that has parked a wait-poll, with the age of its last one."""
+    now = utcnow()
+    with hub.db.read() as session:
+        watchers = list(session.scalars(select(Watcher).order_by(Watcher.last_wait_at.desc())))
+    return [
+        {
+            "handle": w.handle,
+            "stream": w.stream,
+            "last_wait_at": w.last_wait_at.isoformat(),
+            "age_s": round((now - w.last_wait_at).total_seconds(), 1),
+        }
+        for w in watchers
+    ]
