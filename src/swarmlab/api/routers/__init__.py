@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from swarmlab.api.routers import channels, identity, messages, meta, watch
+from swarmlab.api.routers import channels, identity, messages, meta, results, watch
 
 ROUTERS: list[APIRouter] = [
     meta.router,
@@ -10,4 +10,5 @@ ROUTERS: list[APIRouter] = [
     messages.router,
     channels.router,
     watch.router,
+    results.router,
 ]
