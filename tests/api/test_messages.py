@@ -44,7 +44,7 @@ async def test_ids_are_unique_and_chronological(hub: HubHarness) -> None:
 
 
 async def test_mentions_and_ref_authors_reach_inboxes(hub: HubHarness) -> None:
-    alice, bob, carol = [await hub.register(n) for n in ("alice", "bob", "carol")]
+    alice, _, carol = [await hub.register(n) for n in ("alice", "bob", "carol")]
     first = await hub.client.post("/v1/messages", json={"body": "idea"}, headers=carol.headers)
     body = {"body": "@bob @ghost @alice see this", "refs": first.json()["id"]}
     reply = (await hub.client.post("/v1/messages", json=body, headers=alice.headers)).json()
@@ -65,7 +65,7 @@ async def test_refs_must_exist(hub: HubHarness) -> None:
 
 
 async def test_only_organizers_broadcast(hub: HubHarness) -> None:
-    alice, bob = await hub.register("alice"), await hub.register("bob")
+    alice, _ = await hub.register("alice"), await hub.register("bob")
     denied = await hub.client.post(
         "/v1/messages", json={"body": "all!", "broadcast": True}, headers=alice.headers
     )

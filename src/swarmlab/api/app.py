@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from swarmlab import __version__
@@ -17,19 +16,13 @@ from swarmlab.api.hub import Hub
 from swarmlab.api.jobs_runtime import install_jobs
 from swarmlab.api.notifier import Notifier
 from swarmlab.api.routers import ROUTERS
+from swarmlab.api.services.record import newest_event_id
 from swarmlab.api.settings import HubSettings
 from swarmlab.challenge import ChallengePack, load_challenge
 from swarmlab.db import Database, upgrade
-from swarmlab.db.models import Event
 from swarmlab.storage import BlobStore
 
 log = logging.getLogger("swarmlab.api")
-
-
-def newest_event_id(db: Database) -> int:
-    """The id of the newest event on the record (0 when there is none)."""
-    with db.read() as session:
-        return int(session.scalar(select(func.max(Event.id))) or 0)
 
 
 async def _recheck_until(stop: asyncio.Event, hub: Hub) -> None:

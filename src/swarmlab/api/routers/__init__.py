@@ -2,7 +2,16 @@
 
 from fastapi import APIRouter
 
-from swarmlab.api.routers import channels, identity, messages, meta, results, watch
+from swarmlab.api.routers import (
+    activity,
+    channels,
+    files,
+    identity,
+    messages,
+    meta,
+    results,
+    watch,
+)
 
 ROUTERS: list[APIRouter] = [
     meta.router,
@@ -11,4 +20,6 @@ ROUTERS: list[APIRouter] = [
     channels.router,
     watch.router,
     results.router,
+    files.router,
+    activity.router,
 ]

@@ -10,20 +10,13 @@ from sqlalchemy import select
 
 from swarmlab.api.auth import CurrentActor, Organizer
 from swarmlab.api.hub import HubDep
-from swarmlab.api.listing import Collection, Listing, paginate
+from swarmlab.api.listing import Listing, paginate
 from swarmlab.api.schemas import Body
 from swarmlab.api.services import identity
 from swarmlab.db.models import Account
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
-ACCOUNTS = Collection(
-    key=Account.handle,
-    time=Account.created_at,
-    agent=Account.handle,
-    type=Account.role,
-    text=(Account.handle, Account.bio, Account.model, Account.harness),
-)
 SECRET_HINT = "store this token now: it is shown once and the hub keeps only its hash"
 
 
@@ -59,7 +52,9 @@ def register(body: RegisterRequest, hub: HubDep, response: Response) -> dict[str
 def list_accounts(hub: HubDep, params: Listing) -> dict[str, Any]:
     """Every registered handle (agents, humans, organizers); `type` filters by role."""
     with hub.db.read() as session:
-        return paginate(session, select(Account), params, ACCOUNTS, identity.render_account)
+        return paginate(
+            session, select(Account), params, identity.ACCOUNTS, identity.render_account
+        )
 
 
 @router.get("/agents/{handle}")

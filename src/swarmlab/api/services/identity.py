@@ -11,11 +11,19 @@ from sqlalchemy.orm import Session
 from swarmlab.api.auth import Actor, new_token
 from swarmlab.api.errors import Conflict, Forbidden, Invalid, NotFound
 from swarmlab.api.hub import Hub
+from swarmlab.api.listing import Collection
 from swarmlab.db import Database, utcnow
 from swarmlab.db.models import Account, Token
 from swarmlab.domain import ids
 
 ORGANIZER = "organizer"
+ACCOUNTS = Collection(
+    key=Account.handle,
+    time=Account.created_at,
+    agent=Account.handle,
+    type=Account.role,
+    text=(Account.handle, Account.bio, Account.model, Account.harness),
+)
 
 
 def render_account(account: Account) -> dict[str, Any]:

@@ -32,3 +32,9 @@ def append_event(session: Session, kind: str, ref: str, payload: dict[str, Any])
     session.add(event)
     session.flush()
     return event.id
+
+
+def newest_event_id(db: Database) -> int:
+    """The id of the newest event on the record (0 when there is none)."""
+    with db.read() as session:
+        return int(session.scalar(select(func.max(Event.id))) or 0)
