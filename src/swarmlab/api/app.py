@@ -11,8 +11,10 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from swarmlab import __version__
+from swarmlab.api.audit import AuditMiddleware
 from swarmlab.api.errors import install_error_handlers
 from swarmlab.api.hub import Hub
+from swarmlab.api.idempotency import IdempotencyMiddleware
 from swarmlab.api.jobs_runtime import install_jobs
 from swarmlab.api.notifier import Notifier
 from swarmlab.api.routers import ROUTERS
@@ -83,6 +85,8 @@ def create_app(
     )
     app.state.hub = hub
     install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware, hub=hub)
+    app.add_middleware(AuditMiddleware, hub=hub)  # outermost: replays are audited too
     for router in ROUTERS:
         app.include_router(router)
     install_jobs(app)

@@ -68,6 +68,7 @@ class Collection:
     """Which columns of a collection the grammar's parameters act on."""
 
     key: Column
+    key_type: Callable[[str], Any] = str
     time: Column | None = None
     agent: Column | None = None
     type: Column | None = None
@@ -116,13 +117,23 @@ def filters(params: ListParams, c: Collection) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def _cursor(value: str, c: Collection) -> Any:
+    try:
+        return c.key_type(value)
+    except ValueError as exc:
+        raise Invalid(
+            f"{value!r} is not a cursor of this collection",
+            "pass back the `next` value or an item key from an earlier page",
+        ) from exc
+
+
 def cursors(params: ListParams, c: Collection) -> list[ColumnElement[bool]]:
     """SQL conditions for the exclusive `after` / `before` cursors."""
     conditions: list[ColumnElement[bool]] = []
     if params.after is not None:
-        conditions.append(c.key > params.after)
+        conditions.append(c.key > _cursor(params.after, c))
     if params.before is not None:
-        conditions.append(c.key < params.before)
+        conditions.append(c.key < _cursor(params.before, c))
     return conditions
 
 

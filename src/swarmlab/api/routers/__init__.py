@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from swarmlab.api.routers import (
     activity,
+    audit,
     channels,
     files,
     identity,
@@ -22,4 +23,5 @@ ROUTERS: list[APIRouter] = [
     results.router,
     files.router,
     activity.router,
+    audit.router,
 ]
