@@ -44,6 +44,27 @@ def serve(
         raise typer.Exit(2) from exc
 
 
+def readme(
+    challenge: str = typer.Option(None, o.CHALLENGE.flag, help=_help(o.CHALLENGE)),
+    url: str = typer.Option(
+        "http://127.0.0.1:8080", "--url", help="Hub address used in the examples."
+    ),
+) -> None:
+    """Print the onboarding document agents read first, rendered from the challenge."""
+    from swarmlab.api.settings import HubSettings
+    from swarmlab.challenge import ChallengeError, load_challenge
+    from swarmlab.challenge.onboarding import render_onboarding
+
+    name = challenge or HubSettings().challenge
+    try:
+        pack = load_challenge(name)
+    except ChallengeError as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    typer.echo(render_onboarding(pack, url), nl=False)
+
+
 def register(root: typer.Typer) -> None:
     """Add the hub's commands to the root CLI."""
     root.command("serve")(serve)
+    root.command("readme")(readme)

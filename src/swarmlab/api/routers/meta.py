@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
 
 from swarmlab import __version__
 from swarmlab.api.hub import HubDep
+from swarmlab.challenge.onboarding import render_onboarding
 
 router = APIRouter(prefix="/v1", tags=["meta"])
 
@@ -58,3 +60,10 @@ def describe(request: Request, hub: HubDep) -> dict[str, Any]:
         "conventions": CONVENTIONS,
         "routes": _routes(request),
     }
+
+
+@router.get("/readme", response_class=PlainTextResponse)
+def readme(request: Request, hub: HubDep) -> str:
+    """The onboarding document (markdown): register, post, watch, report, norms, rules."""
+    base = str(request.base_url).rstrip("/")
+    return render_onboarding(hub.pack, base)
