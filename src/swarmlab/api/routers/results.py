@@ -100,7 +100,7 @@ def verdict(
         result_id,
         body.verdict,
         by=organizer.handle,
-        source="human",
+        source=results.ORGANIZER_SOURCE,
         note=body.note,
         expected_version=body.expected_version,
     )

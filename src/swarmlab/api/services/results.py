@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -25,6 +25,8 @@ from swarmlab.db.models import Result, ResultLink, Verdict
 from swarmlab.domain import ranking
 
 VerdictState = Literal["pending", "valid", "invalid"]
+# `verification_source` of a verdict set by hand: an organizer is a human, and humans win.
+ORGANIZER_SOURCE: Final = "organizer"
 RESULTS = Collection(
     key=Result.id,
     time=Result.created_at,
@@ -246,18 +248,18 @@ def set_verdict(
     verdict: VerdictState,
     *,
     by: str,
-    source: Literal["human", "auto"],
+    source: Literal["organizer", "auto"],
     note: str = "",
     expected_version: int | None = None,
 ) -> Result:
     """Record a verdict by compare-and-set on the result's verification version.
 
     409 when `expected_version` is stale, or when an automatic verdict would overrule a
-    human one (human verdicts always win).
+    organizer's (human verdicts always win).
     """
     with hub.db.write() as session:
         result = require_result(session, result_id)
-        if source == "auto" and result.verification_source == "human":
+        if source == "auto" and result.verification_source == ORGANIZER_SOURCE:
             raise Conflict(
                 f"{result_id} carries a human verdict, which an automatic one cannot replace",
                 "ask an organizer to review it",
