@@ -59,3 +59,9 @@ def test_hub_errors_print_message_and_hint_and_exit_1(cli: CliRunner) -> None:
     assert result.exit_code == 1
     assert "error:" in result.output and "hint:" in result.output and "409" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_writes_without_credentials_explain_how_to_get_them(cli: CliRunner) -> None:
+    result = agent(cli, "post", "hello")
+    assert result.exit_code == 1
+    assert "401" in result.output and "hint:" in result.output
