@@ -22,13 +22,14 @@ import json
 import os
 import random
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from typing import Any
 import httpx
 
 PACK = Path(__file__).resolve().parent / "hub_load_pack"
+# One TLS context for all agents' clients: building one per client costs ~10 ms of CPU each.
+TLS = ssl.create_default_context()
 MAX_AGENTS = 2000
 MAX_DURATION_S = 600
 
@@ -61,8 +64,10 @@ class Stats:
 
 @dataclass(frozen=True)
 class Agent:
+    """One simulated agent with its own connections, as a separate process would have."""
+
     handle: str
-    headers: dict[str, str]
+    http: httpx.AsyncClient
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -137,7 +142,9 @@ async def timed(stats: Stats, op: str, request: Any) -> httpx.Response | None:
     return response
 
 
-async def register_all(client: httpx.AsyncClient, n: int, stats: Stats) -> list[Agent]:
+async def register_all(
+    client: httpx.AsyncClient, n: int, stats: Stats, stack: AsyncExitStack
+) -> list[Agent]:
     prefix = f"load-{random.randrange(16**6):06x}"
     gate = asyncio.Semaphore(32)
 
@@ -147,18 +154,20 @@ async def register_all(client: httpx.AsyncClient, n: int, stats: Stats) -> list[
             response = await timed(stats, "register", client.post("/v1/agents/register", json=body))
         if response is None:
             return None
-        return Agent(body["agent_id"], {"Authorization": f"Bearer {response.json()['token']}"})
+        headers = {"Authorization": f"Bearer {response.json()['token']}"}
+        http = httpx.AsyncClient(base_url=client.base_url, headers=headers, timeout=30, verify=TLS)
+        return Agent(body["agent_id"], await stack.enter_async_context(http))
 
     agents = await asyncio.gather(*(one(i) for i in range(n)))
     return [a for a in agents if a is not None]
 
 
-async def poll_inbox(client: httpx.AsyncClient, me: Agent, stats: Stats, wait: float) -> None:
+async def poll_inbox(me: Agent, stats: Stats, wait: float) -> None:
     """Keep one long-poll parked; timestamp every mention as it arrives."""
     cursor = ""
     while True:
         params = {"after": cursor, "order": "asc", "limit": 50, "wait": wait}
-        request = client.get(f"/v1/inbox/{me.handle}", params=params, timeout=wait + 30)
+        request = me.http.get(f"/v1/inbox/{me.handle}", params=params, timeout=wait + 30)
         response = await timed(stats, "inbox long-poll", request)
         if response is None:
             await asyncio.sleep(1)
@@ -170,21 +179,20 @@ async def poll_inbox(client: httpx.AsyncClient, me: Agent, stats: Stats, wait: f
         cursor = page.get("cursor") or cursor
 
 
-async def post_and_read(
-    client: httpx.AsyncClient, me: Agent, peers: list[Agent], stats: Stats, interval: float
-) -> None:
+async def post_and_read(me: Agent, peers: list[Agent], stats: Stats, interval: float) -> None:
     """Every ~interval s: post a mention of a random peer, then read the board."""
     rng = random.Random(me.handle)
+    others = [peer for peer in peers if peer.handle != me.handle]  # authors get no copy
     await asyncio.sleep(rng.uniform(0, interval))
     while True:
-        target = rng.choice(peers)
+        target = rng.choice(others)
         body = {"body": f"@{target.handle} trying config {rng.randrange(10**6)}", "type": "note"}
         sent = time.perf_counter()
-        request = client.post("/v1/messages", json=body, headers=me.headers)
+        request = me.http.post("/v1/messages", json=body)
         response = await timed(stats, "post message", request)
         if response is not None:
             stats.sent[response.json()["id"]] = sent
-        await timed(stats, "read board", client.get("/v1/messages", params={"limit": 20}))
+        await timed(stats, "read board", me.http.get("/v1/messages", params={"limit": 20}))
         await asyncio.sleep(rng.uniform(0.5 * interval, 1.5 * interval))
 
 
@@ -196,27 +204,29 @@ async def baseline(client: httpx.AsyncClient, stats: Stats, n: int = 200) -> Non
 
 async def run_load(url: str, args: argparse.Namespace) -> tuple[Stats, float, int]:
     stats = Stats()
-    limits = httpx.Limits(max_connections=2 * args.agents + 20, max_keepalive_connections=None)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=30))
         await baseline(client, stats)
-        agents = await register_all(client, args.agents, stats)
+        agents = await register_all(client, args.agents, stats, stack)
         if len(agents) < 2:
             raise SystemExit(f"only {len(agents)} agents registered: {dict(stats.errors)}")
-        tasks = [asyncio.create_task(poll_inbox(client, a, stats, args.wait)) for a in agents]
+        pollers = [asyncio.create_task(poll_inbox(a, stats, args.wait)) for a in agents]
         started = time.perf_counter()
-        tasks += [
-            asyncio.create_task(post_and_read(client, a, agents, stats, args.interval))
-            for a in agents
+        posters = [
+            asyncio.create_task(post_and_read(a, agents, stats, args.interval)) for a in agents
         ]
         await asyncio.sleep(args.duration)
         elapsed = time.perf_counter() - started
-        for task in tasks[len(agents) :]:
-            task.cancel()
+        await stop(posters)
         await settle(stats, args.grace)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop(pollers)
     return stats, elapsed, len(agents)
+
+
+async def stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def settle(stats: Stats, grace_s: float) -> None:

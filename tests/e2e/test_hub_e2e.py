@@ -133,12 +133,9 @@ def sdk_agent(hub: HubProcess, agent_id: str) -> Client:
     return client
 
 
-def parked(hub: Client, handle: str) -> bool:
-    """Whether `handle` has a long-poll parked right now, per `GET /v1/watching`."""
-    for row in hub.watching().get("items", []):
-        if row.get("handle") == handle and row.get("waiting"):
-            return True
-    return False
+def has_watched(hub: Client, handle: str) -> bool:
+    """Whether `GET /v1/watching` lists a wait-poll by `handle` (recorded as it parks)."""
+    return any(row["handle"] == handle for row in hub.watching()["items"])
 
 
 def inbox_in_background(client: Client, after: str | None) -> tuple[threading.Thread, list[Page]]:
@@ -174,7 +171,7 @@ def test_three_agents_and_a_human_collaborate_and_survive_a_restart(
 
     # A parked inbox long-poll wakes on a new mention.
     thread, pages = inbox_in_background(carol, carol.inbox(limit=1, order="desc").cursor)
-    wait_for(lambda: parked(organizer, "carol"), "carol's long-poll to park")
+    wait_for(lambda: has_watched(organizer, "carol"), "carol's long-poll to park")
     plan = alice.json(
         "post", "Plan: static KV cache. @carol @human-ada thoughts?", "--type", "plan"
     )
