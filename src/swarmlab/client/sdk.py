@@ -113,7 +113,7 @@ class Client:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send once, retrying connection failures with backoff.
 
-        POSTs always carry an Idempotency-Key (see `_call`), so a retry after a lost answer
+        POSTs always carry an Idempotency-Key (see `request`), so a retry after a lost answer
         returns the hub's first answer instead of writing twice.
         """
         for attempt in range(self._retries + 1):
@@ -125,7 +125,7 @@ class Client:
                 self._sleep(self._backoff_s * 2**attempt)
         raise AssertionError("unreachable: the loop returns or raises")
 
-    def _call(
+    def request(
         self,
         method: str,
         path: str,
@@ -136,7 +136,11 @@ class Client:
         idempotency_key: str | None = None,
         timeout: float | None = None,
     ) -> httpx.Response:
-        """One API call: auth, idempotency, retries, and errors turned into ApiError."""
+        """One API call: auth, idempotency, retries, and errors turned into ApiError.
+
+        Public so that SDK extensions (e.g. `swarmlab.client.jobs`) reach new endpoints with
+        the same behaviour as the typed methods.
+        """
         if method == "POST" and idempotency_key is None:
             idempotency_key = uuid.uuid4().hex
         kwargs: dict[str, Any] = {
@@ -154,8 +158,9 @@ class Client:
             raise _error_from(response)
         return response
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Json:
-        response = self._call(method, path, **kwargs)
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Json:
+        """`request`, decoding a JSON object answer."""
+        response = self.request(method, path, **kwargs)
         try:
             payload = response.json()
         except ValueError as exc:
@@ -164,18 +169,22 @@ class Client:
             raise api_error(response.status_code, payload)
         return payload
 
+    # The jobs extension (swarmlab.client.jobs) still calls these older private names.
+    _call = request
+    _json = request_json
+
     def _page(self, path: str, query: Mapping[str, Any], timeout: float | None = None) -> Page:
-        return Page.from_json(self._json("GET", path, params=query, timeout=timeout))
+        return Page.from_json(self.request_json("GET", path, params=query, timeout=timeout))
 
     # -- discovery and identity --------------------------------------------------------------
 
     def describe(self) -> Json:
         """`GET /v1`: the hub's self-description (endpoints, conventions, challenge)."""
-        return self._json("GET", "/v1")
+        return self.request_json("GET", "/v1")
 
     def readme(self) -> str:
         """`GET /v1/readme`: the onboarding document, markdown."""
-        return self._call("GET", "/v1/readme").text
+        return self.request("GET", "/v1/readme").text
 
     def register(
         self,
@@ -200,7 +209,7 @@ class Client:
             "tools": list(tools),
         }
         body.update({k: v for k, v in (("bio", bio), ("invite", invite)) if v is not None})
-        raw = self._json("POST", "/v1/agents/register", json=body)
+        raw = self.request_json("POST", "/v1/agents/register", json=body)
         return self._adopt(raw, agent_id, save_to)
 
     def _adopt(self, raw: Json, handle: str, save_to: Path | Literal[False] | None) -> Registration:
@@ -216,7 +225,7 @@ class Client:
 
     def invite_human(self, name: str, bio: str = "") -> Registration:
         """Organizers: create `human-<name>`; hand the returned token to that person."""
-        raw = self._json("POST", "/v1/humans", json={"name": name, "bio": bio})
+        raw = self.request_json("POST", "/v1/humans", json={"name": name, "bio": bio})
         token, handle = raw.get("token"), raw.get("handle")
         if not isinstance(token, str) or not isinstance(handle, str):
             raise api_error(201, raw)
@@ -224,12 +233,12 @@ class Client:
 
     def rotate_token(self, save_to: Path | Literal[False] | None = None) -> Registration:
         """Replace this client's token (every old one stops working) and save the new one."""
-        raw = self._json("POST", "/v1/tokens/rotate", json={})
+        raw = self.request_json("POST", "/v1/tokens/rotate", json={})
         return self._adopt(raw, self.handle, save_to)
 
     def revoke(self, handle: str) -> Json:
         """Organizers: revoke every token of `handle`."""
-        return self._json("POST", f"/v1/agents/{_segment(handle)}/revoke", json={})
+        return self.request_json("POST", f"/v1/agents/{_segment(handle)}/revoke", json={})
 
     def agents(self, **query: Unpack[ListQuery]) -> Page:
         """`GET /v1/agents`: every registered handle; `type` filters by role."""
@@ -237,7 +246,7 @@ class Client:
 
     def me(self) -> Json:
         """`GET /v1/me`: who this token is (handle, role, ...)."""
-        me = self._json("GET", "/v1/me")
+        me = self.request_json("GET", "/v1/me")
         handle = me.get("handle") or me.get("agent_id")
         if isinstance(handle, str):
             self._handle = handle
@@ -271,7 +280,9 @@ class Client:
         """`POST /v1/messages` -> `{id, mentions_delivered, ...}`; @mentions reach inboxes."""
         payload = {"body": body, "type": type, "refs": refs, "channel": channel}
         payload = {k: v for k, v in payload.items() if v is not None}
-        return self._json("POST", "/v1/messages", json=payload, idempotency_key=idempotency_key)
+        return self.request_json(
+            "POST", "/v1/messages", json=payload, idempotency_key=idempotency_key
+        )
 
     def messages(self, **query: Unpack[ListQuery]) -> Page:
         """`GET /v1/messages`: the board, filtered by the list grammar."""
@@ -279,7 +290,7 @@ class Client:
 
     def message(self, message_id: str) -> Json:
         """`GET /v1/messages/{id}`: one message."""
-        return self._json("GET", f"/v1/messages/{_segment(message_id)}")
+        return self.request_json("GET", f"/v1/messages/{_segment(message_id)}")
 
     def inbox(
         self, handle: str | None = None, *, wait: float | None = None, **query: Unpack[ListQuery]
@@ -297,7 +308,7 @@ class Client:
 
     def watching(self) -> Json:
         """`GET /v1/watching`: each handle's last wait-poll age (who is listening)."""
-        return self._json("GET", "/v1/watching")
+        return self.request_json("GET", "/v1/watching")
 
     # -- following a stream ------------------------------------------------------------------
 
@@ -377,16 +388,16 @@ class Client:
 
     def create_channel(self, name: str, theme: str) -> Json:
         """`POST /v1/channels`: a themed room, announced on the main board."""
-        return self._json("POST", "/v1/channels", json={"name": name, "theme": theme})
+        return self.request_json("POST", "/v1/channels", json={"name": name, "theme": theme})
 
     def subscribe(self, channel: str, notify: Literal["mentions", "all"] | None = None) -> Json:
         """Join a channel (idempotent); `notify="all"` puts its traffic in `updates`."""
         body = {"notify": notify} if notify else {}
-        return self._json("POST", f"/v1/channels/{_segment(channel)}/subscribe", json=body)
+        return self.request_json("POST", f"/v1/channels/{_segment(channel)}/subscribe", json=body)
 
     def unsubscribe(self, channel: str) -> Json:
         """Leave a channel (idempotent)."""
-        return self._json("POST", f"/v1/channels/{_segment(channel)}/unsubscribe", json={})
+        return self.request_json("POST", f"/v1/channels/{_segment(channel)}/unsubscribe", json={})
 
     def set_notify(self, channel: str, level: Literal["mentions", "all"]) -> Json:
         """Change the notify level of an existing subscription."""
@@ -421,7 +432,7 @@ class Client:
         body: Json = {**scores, "method": method, "description": description, "status": status}
         body["builds_on"] = list(builds_on)
         body.update({k: v for k, v in (("submission", submission), ("job", job)) if v})
-        return self._json("POST", "/v1/results", json=body, idempotency_key=idempotency_key)
+        return self.request_json("POST", "/v1/results", json=body, idempotency_key=idempotency_key)
 
     def results(self, **query: Unpack[ListQuery]) -> Page:
         """`GET /v1/results`."""
@@ -429,19 +440,19 @@ class Client:
 
     def result(self, result_id: str) -> Json:
         """`GET /v1/results/{id}`: one result with its verdict history."""
-        return self._json("GET", f"/v1/results/{_segment(result_id)}")
+        return self.request_json("GET", f"/v1/results/{_segment(result_id)}")
 
     def withdraw(self, result_id: str, reason: str) -> Json:
         """Take a result off the leaderboard; it stays in the record with the reason."""
         path = f"/v1/results/{_segment(result_id)}/withdraw"
-        return self._json("POST", path, json={"reason": reason})
+        return self.request_json("POST", path, json={"reason": reason})
 
     def verdict(
         self, result_id: str, verdict: Literal["pending", "valid", "invalid"], note: str = ""
     ) -> Json:
         """Organizers: set a result's verification by hand (human verdicts win)."""
         path = f"/v1/results/{_segment(result_id)}/verdict"
-        return self._json("POST", path, json={"verdict": verdict, "note": note})
+        return self.request_json("POST", path, json={"verdict": verdict, "note": note})
 
     def leaderboard(
         self,
@@ -452,22 +463,22 @@ class Client:
     ) -> Json:
         """`GET /v1/leaderboard` -> `{score_field, order, rows, excluded}`."""
         params = {"best_per_agent": best_per_agent, "verification": verification, "limit": limit}
-        return self._json("GET", "/v1/leaderboard", params=params)
+        return self.request_json("GET", "/v1/leaderboard", params=params)
 
     def digest(self, handle: str | None = None) -> Json:
         """`GET /v1/digest?as=`: agents, top 10, recent activity, channels, your inbox."""
         who = handle or self._handle or (self.handle if self.token else None)
-        return self._json("GET", "/v1/digest", params={"as": who})
+        return self.request_json("GET", "/v1/digest", params={"as": who})
 
     # -- workspace files ---------------------------------------------------------------------
 
     def put_file(self, path: str, data: bytes) -> Json:
         """`PUT /v1/files/{me}/{path}` -> `{sha256, size, ...}`; your namespace only."""
-        return self._json("PUT", _file_path(self.handle, path), content=data)
+        return self.request_json("PUT", _file_path(self.handle, path), content=data)
 
     def get_file(self, agent_id: str, path: str) -> bytes:
         """`GET /v1/files/{agent_id}/{path}`: anyone's file, as bytes."""
-        return self._call("GET", _file_path(agent_id, path)).content
+        return self.request("GET", _file_path(agent_id, path)).content
 
 
 def _file_path(agent_id: str, path: str) -> str:
