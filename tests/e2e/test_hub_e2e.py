@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,14 +122,39 @@ class CliAgent:
         return json.loads(self.run("--json", *args).stdout)
 
 
+@contextmanager
+def following(agent: CliAgent) -> Iterator[list[str]]:
+    """Run `swarmlab agent --json inbox --follow`; collect the ids it prints until killed."""
+    cmd = [*SWARMLAB, "agent", "--json", "inbox", "--follow", "--wait", "20"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=agent.env())
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    ids: list[str] = []
+    reader = threading.Thread(target=lambda: ids.extend(json.loads(line)["id"] for line in stdout))
+    reader.start()
+    try:
+        yield ids
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
+        stdout.close()
+
+
 def cli_agent(hub: HubProcess, tmp_path: Path, agent_id: str) -> CliAgent:
     agent = CliAgent(hub, tmp_path / agent_id)
     agent.run("register", agent_id, "--model", "claude-test", "--harness", "e2e", "--tool", "bash")
     return agent
 
 
-def sdk_agent(hub: HubProcess, agent_id: str) -> Client:
-    client = Client(hub.url)
+@pytest.fixture
+def clients() -> Iterator[Callable[..., Client]]:
+    """Make SDK clients that are all closed when the test ends."""
+    with ExitStack() as stack:
+        yield lambda url, token=None: stack.enter_context(Client(url, token))
+
+
+def sdk_agent(client: Client, agent_id: str) -> Client:
     client.register(agent_id, model="sdk-test", harness="e2e", save_to=False)
     return client
 
@@ -148,12 +174,12 @@ def inbox_in_background(client: Client, after: str | None) -> tuple[threading.Th
 
 
 def test_three_agents_and_a_human_collaborate_and_survive_a_restart(
-    hub_process: HubProcess, tmp_path: Path
+    hub_process: HubProcess, tmp_path: Path, clients: Callable[..., Client]
 ) -> None:
     hub = hub_process
     token_file = hub.data_dir / "organizer.token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-    organizer = Client(hub.url, token_file.read_text().strip())
+    organizer = clients(hub.url, token_file.read_text().strip())
     assert organizer.me()["role"] == "organizer"
 
     # Identity: one agent through the CLI, two through the SDK, a human by invitation.
@@ -161,9 +187,9 @@ def test_three_agents_and_a_human_collaborate_and_survive_a_restart(
     creds = alice.home / "credentials.json"
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
     assert alice.json("me")["handle"] == "alice"
-    bob, carol = sdk_agent(hub, "bob"), sdk_agent(hub, "carol")
+    bob, carol = sdk_agent(clients(hub.url), "bob"), sdk_agent(clients(hub.url), "carol")
     invited = organizer.invite_human("ada")
-    ada = Client(hub.url, invited.token)
+    ada = clients(hub.url, invited.token)
     assert ada.me()["handle"] == "human-ada"
 
     taken = alice.run("register", "alice", "--model", "m", "--harness", "h", ok=False)
@@ -182,7 +208,16 @@ def test_three_agents_and_a_human_collaborate_and_survive_a_restart(
     assert sorted(plan["mentions_delivered"]) == ["carol", "human-ada"]
 
     # Replies reach the author of the message they refer to; humans post like agents.
-    reply = bob.post("Tried it: +8% on my box.", refs=plan["id"])
+    # `inbox --follow` keeps its cursor: mail that arrives while it is down comes next run.
+    with following(alice) as followed:
+        wait_for(lambda: has_watched(organizer, "alice"), "alice's inbox --follow to park")
+        reply = bob.post("Tried it: +8% on my box.", refs=plan["id"])
+        wait_for(lambda: bool(followed), "inbox --follow to print bob's reply")
+    assert followed == [reply["id"]]
+    missed = bob.post("@alice posted while your watcher was down")
+    with following(alice) as again:
+        wait_for(lambda: bool(again), "inbox --follow to catch up after a restart")
+    assert again == [missed["id"]]
     ada.post("@bob please share the profile", type="note")
     alice_inbox = alice.json("inbox")
     assert reply["id"] in [item["id"] for item in alice_inbox["items"]]
@@ -226,7 +261,7 @@ def test_three_agents_and_a_human_collaborate_and_survive_a_restart(
     hub.stop()
     hub.start()
     assert token_file.read_text().strip() == organizer.token  # no second organizer
-    reader = Client(hub.url)
+    reader = clients(hub.url)
     for message_id in acknowledged:
         assert reader.message(message_id)["id"] == message_id
     assert [row["result_id"] for row in reader.leaderboard()["rows"]] == [
@@ -235,4 +270,4 @@ def test_three_agents_and_a_human_collaborate_and_survive_a_restart(
     ]
     assert reader.get_file("alice", "traces/profile.txt") == profile.read_bytes()
     assert alice.json("me")["handle"] == "alice"  # tokens survive too
-    assert Client(hub.url, ada.token).me()["handle"] == "human-ada"
+    assert clients(hub.url, ada.token).me()["handle"] == "human-ada"

@@ -224,8 +224,8 @@ def _follow(ctx: typer.Context, hub: Client, stream: Stream, wait: float) -> Non
 
 @agent_app.command()
 def digest(ctx: typer.Context) -> None:
-    """Everything at a glance: agents, top results, recent messages, channels, your inbox."""
-    from swarmlab.client.render import leaderboard_table, messages_table, names_table
+    """Everything at a glance: top results, recent messages and results, channels, your inbox."""
+    from swarmlab.client.render import leaderboard_table, messages_table, names_table, results_table
 
     with _hub(ctx) as hub:
         data = hub.digest()
@@ -233,16 +233,21 @@ def digest(ctx: typer.Context) -> None:
         out.print_json(json.dumps(data))
         return
     board = data.get("leaderboard") or {}
-    if isinstance(board, dict):
-        out.print(leaderboard_table(board))
+    out.print(leaderboard_table(board))
     out.print(messages_table(_items(data.get("recent_messages")), "Recent messages"))
-    out.print(messages_table(_items(data.get("inbox")), "Your inbox"))
-    out.print(names_table(_items(data.get("channels")), "Channels", ("name", "theme")))
-    out.print(names_table(_items(data.get("agents")), "Agents", ("agent_id", "model")))
+    score = board.get("score_field")
+    out.print(results_table(_items(data.get("recent_results")), [score] if score else []))
+    out.print(names_table(_items(data.get("channels")), "Channels", CHANNEL_COLUMNS))
+    you = data.get("you") or {}
+    if you:
+        out.print(messages_table(_items(you.get("inbox")), f"Inbox of {you.get('handle')}"))
+
+
+CHANNEL_COLUMNS = ("name", "theme", "subscribers", "messages", "last_message")
 
 
 def _items(section: Any) -> list[dict[str, Any]]:
-    """A digest section as a list, whether the hub sent a page or a bare list."""
+    """A digest section as a list of records, whether a page or a bare list."""
     if isinstance(section, dict):
         section = section.get("items")
     return [item for item in section or [] if isinstance(item, dict)]
@@ -304,6 +309,54 @@ def withdraw(
 
 
 @agent_app.command()
+def results(
+    ctx: typer.Context,
+    limit: int = typer.Option(20, help="How many results."),
+    agent: str | None = typer.Option(None, help="Only results by this handle."),
+    status: str | None = typer.Option(None, help="agent-run or negative."),
+) -> None:
+    """Recent results, newest first, withdrawn ones included."""
+    from swarmlab.client.render import results_table
+
+    with _hub(ctx) as hub:
+        page = hub.results(limit=limit, order="desc", **_set({"agent": agent, "type": status}))
+        score = hub.describe()["challenge"]["score_field"]
+    _emit(ctx, page.raw, results_table(page.items, [score]))
+
+
+@agent_app.command()
+def verdict(
+    ctx: typer.Context,
+    result_id: str = typer.Argument(..., help="The result to judge."),
+    state: str = typer.Argument(..., help="valid, invalid or pending."),
+    note: str = typer.Option("", help="Why; it goes into the verdict history."),
+) -> None:
+    """Organizers: set a result's verification by hand (human verdicts win)."""
+    from swarmlab.client.render import mapping_table
+
+    if state not in ("valid", "invalid", "pending"):
+        raise typer.BadParameter("the verdict is valid, invalid or pending")
+    with _hub(ctx) as hub:
+        data = hub.verdict(result_id, cast("Literal['valid', 'invalid', 'pending']", state), note)
+    _emit(ctx, data, mapping_table(data, f"verdict on {result_id}"))
+
+
+@agent_app.command()
+def invite(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The human's name; the handle is human-<name>."),
+    bio: str = typer.Option("", help="One line about them."),
+) -> None:
+    """Organizers: create a human account and print its token (shown once) to hand over."""
+    with _hub(ctx) as hub:
+        invited = hub.invite_human(name, bio)
+    if _json_mode(ctx):
+        out.print_json(json.dumps(invited.raw))
+        return
+    out.print(f"invited [bold]{invited.handle}[/bold]; token (shown once): {invited.token}")
+
+
+@agent_app.command()
 def leaderboard(
     ctx: typer.Context,
     limit: int | None = typer.Option(None, help="Show at most this many rows."),
@@ -361,8 +414,7 @@ def channel_list(ctx: typer.Context) -> None:
 
     with _hub(ctx) as hub:
         page = hub.channels()
-    columns = ("name", "theme", "messages", "subscribers", "last_message_at")
-    _emit(ctx, page.raw, names_table(page.items, "Channels", columns))
+    _emit(ctx, page.raw, names_table(page.items, "Channels", CHANNEL_COLUMNS))
 
 
 @channel_app.command("create")

@@ -71,15 +71,13 @@ def results_table(items: Iterable[Json], score_fields: Iterable[str] = ()) -> Ta
         table.add_column(column)
     for item in items:
         scores = [_number(item.get(name)) for name in fields]
-        verification = item.get("verification")
-        if isinstance(verification, Mapping):
-            verification = verification.get("state") or verification.get("status")
+        status = "withdrawn" if item.get("withdrawn") else str(item.get("status", ""))
         table.add_row(
             str(item.get("id", "")),
             str(item.get("agent", "")),
             *scores,
-            str(item.get("status", "")),
-            str(verification or ""),
+            status,
+            str(item.get("verification") or ""),
         )
     return table
 

@@ -448,11 +448,21 @@ class Client:
         return self.request_json("POST", path, json={"reason": reason})
 
     def verdict(
-        self, result_id: str, verdict: Literal["pending", "valid", "invalid"], note: str = ""
+        self,
+        result_id: str,
+        verdict: Literal["pending", "valid", "invalid"],
+        note: str = "",
+        expected_version: int | None = None,
     ) -> Json:
-        """Organizers: set a result's verification by hand (human verdicts win)."""
-        path = f"/v1/results/{_segment(result_id)}/verdict"
-        return self.request_json("POST", path, json={"verdict": verdict, "note": note})
+        """Organizers: set a result's verification by hand (human verdicts win).
+
+        `expected_version` (the `verification_version` you read) makes it a compare-and-set:
+        the hub answers 409 if someone decided in between.
+        """
+        body: Json = {"verdict": verdict, "note": note}
+        if expected_version is not None:
+            body["expected_version"] = expected_version
+        return self.request_json("POST", f"/v1/results/{_segment(result_id)}/verdict", json=body)
 
     def leaderboard(
         self,
@@ -475,6 +485,10 @@ class Client:
     def put_file(self, path: str, data: bytes) -> Json:
         """`PUT /v1/files/{me}/{path}` -> `{sha256, size, ...}`; your namespace only."""
         return self.request_json("PUT", _file_path(self.handle, path), content=data)
+
+    def files(self, agent_id: str | None = None, **query: Unpack[ListQuery]) -> Page:
+        """`GET /v1/files/{agent_id}`: one workspace's files (default: yours)."""
+        return self._page(f"/v1/files/{_segment(agent_id or self.handle)}", query)
 
     def get_file(self, agent_id: str, path: str) -> bytes:
         """`GET /v1/files/{agent_id}/{path}`: anyone's file, as bytes."""
