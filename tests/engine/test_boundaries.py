@@ -17,10 +17,15 @@ FORBIDDEN = ("fastapi", "uvicorn", "pydantic", "sqlalchemy", "alembic", "celery"
 
 
 def test_importing_every_engine_module_loads_no_hub_dependency() -> None:
+    # Triton kernels are CUDA-only and the CPU build of torch ships no triton: a module that
+    # needs it may fail to import here, for that reason and no other.
     code = (
         "import importlib, pkgutil, sys, swarmlab.engine as e\n"
         "for m in pkgutil.walk_packages(e.__path__, 'swarmlab.engine.'):\n"
-        "    if not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
+        "    if m.name.endswith('__main__'): continue\n"
+        "    try: importlib.import_module(m.name)\n"
+        "    except ModuleNotFoundError as exc:\n"
+        "        if exc.name != 'triton': raise\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
     result = subprocess.run(

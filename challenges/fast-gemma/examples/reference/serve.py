@@ -2,7 +2,8 @@
 
 The harness runs this with cwd = the submission folder. Settings come from the harness's
 environment (MODEL_ID, SERVED_MODEL_NAME, PORT), falling back to manifest.json, and from the
-manifest's `env` (ENGINE_DEVICE: cpu, cuda or cuda:N; ENGINE_DTYPE: float32 or bfloat16).
+manifest's `env` (ENGINE_DEVICE: cpu, cuda or cuda:N; ENGINE_DTYPE: float32 or bfloat16;
+ENGINE_THREADS: CPU threads for torch, where one thread beats many for small models).
 The process replaces itself with the server, so the harness's signals reach it directly.
 """
 
@@ -31,6 +32,8 @@ argv = [
     "--dtype",
     os.environ.get("ENGINE_DTYPE", "float32"),
 ]
+if os.environ.get("ENGINE_THREADS"):
+    argv += ["--threads", os.environ["ENGINE_THREADS"]]
 sys.stdout.write(f"serve.py: {' '.join(argv)}\n")
 sys.stdout.flush()
 os.execv(sys.executable, argv)
