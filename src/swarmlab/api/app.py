@@ -11,14 +11,14 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from swarmlab import __version__
-from swarmlab.api.audit import AuditMiddleware
 from swarmlab.api.errors import install_error_handlers
 from swarmlab.api.hub import Hub
-from swarmlab.api.idempotency import IdempotencyMiddleware
 from swarmlab.api.jobs_runtime import install_jobs
+from swarmlab.api.middleware import WriteMiddleware
 from swarmlab.api.notifier import Notifier
 from swarmlab.api.routers import ROUTERS
 from swarmlab.api.services.record import newest_event_id
+from swarmlab.api.services.watch import flush_watchers
 from swarmlab.api.settings import HubSettings
 from swarmlab.challenge import ChallengePack, load_challenge
 from swarmlab.db import Database, upgrade
@@ -28,13 +28,15 @@ log = logging.getLogger("swarmlab.api")
 
 
 async def _recheck_until(stop: asyncio.Event, hub: Hub) -> None:
-    """Wake parked long-polls when another hub process wrote to the shared database."""
+    """Wake parked long-polls when another hub process wrote to the shared database, and
+    write the wait-polls noted in memory to the `watchers` table."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=hub.settings.recheck_s)
             return
         try:
             newest = await run_in_threadpool(newest_event_id, hub.db)
+            await run_in_threadpool(flush_watchers, hub)
         except Exception:  # a database hiccup must not end the loop; the next pass retries
             log.warning("re-check of the database failed", exc_info=True)
             continue
@@ -53,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         stop.set()
         await task  # let an in-flight query finish so its connection goes back to the pool
+        await run_in_threadpool(flush_watchers, hub)
         hub.db.dispose()
 
 
@@ -85,8 +88,7 @@ def create_app(
     )
     app.state.hub = hub
     install_error_handlers(app)
-    app.add_middleware(IdempotencyMiddleware, hub=hub)
-    app.add_middleware(AuditMiddleware, hub=hub)  # outermost: replays are audited too
+    app.add_middleware(WriteMiddleware, hub=hub)
     for router in ROUTERS:
         app.include_router(router)
     install_jobs(app)

@@ -1,24 +1,22 @@
 """The audit log: every write attempt (actor, route, target, status, client address).
 
-Recorded by an ASGI middleware around the whole app, so refused writes (401, 403, 429, ...)
-and idempotent replays are logged too. Only organizers can read it (`GET /v1/audit`).
+Entries are written by `WriteMiddleware` around the whole app, so refused writes (401, 403,
+429, ...) and idempotent replays are logged too. Only organizers can read it
+(`GET /v1/audit`). The log doubles as the count behind the `writes_per_minute` limit.
 """
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from datetime import timedelta
 
-from swarmlab.api.hub import Hub
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.types import Scope
+
+from swarmlab.db import utcnow
 from swarmlab.db.models import AuditEntry
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def record(hub: Hub, entry: AuditEntry) -> None:
-    """Append one entry."""
-    with hub.db.write() as session:
-        session.add(entry)
 
 
 def _route(scope: Scope) -> str:
@@ -27,36 +25,25 @@ def _route(scope: Scope) -> str:
     return str(path) if path else str(scope["path"])
 
 
-class AuditMiddleware:
-    """Log every write request with its outcome."""
+def entry_for(scope: Scope, status: int) -> AuditEntry:
+    """The audit entry of a finished write request (the actor comes from `scope["state"]`)."""
+    client = scope.get("client")
+    return AuditEntry(
+        actor=scope.get("state", {}).get("actor"),
+        method=scope["method"],
+        route=_route(scope)[:200],
+        target=str(scope["path"])[:1000],
+        status=status,
+        client=client[0] if client else None,
+    )
 
-    def __init__(self, app: ASGIApp, hub: Hub) -> None:
-        self.app = app
-        self.hub = hub
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
-            await self.app(scope, receive, send)
-            return
-        state: dict[str, object] = scope.setdefault("state", {})
-        status = 500
-
-        async def watch_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch_status)
-        finally:
-            client = scope.get("client")
-            entry = AuditEntry(
-                actor=state.get("actor"),
-                method=scope["method"],
-                route=_route(scope)[:200],
-                target=str(scope["path"])[:1000],
-                status=status,
-                client=client[0] if client else None,
-            )
-            await run_in_threadpool(record, self.hub, entry)
+def writes_since(session: Session, handle: str, seconds: float) -> tuple[int, float | None]:
+    """How many writes `handle` made in the last `seconds`, and the age of the oldest one."""
+    start = utcnow() - timedelta(seconds=seconds)
+    count, oldest = session.execute(
+        select(func.count(), func.min(AuditEntry.at)).where(
+            AuditEntry.actor == handle, AuditEntry.at >= start
+        )
+    ).one()
+    return int(count), (oldest - start).total_seconds() if oldest else None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from swarmlab.api.notifier import Notifier
+from swarmlab.api.notifier import Notifier, WatchMarks
 from swarmlab.api.settings import HubSettings
 from swarmlab.challenge import ChallengePack, ChallengeSpec
 from swarmlab.db import Database
@@ -23,8 +23,7 @@ class Hub:
     db: Database
     blobs: BlobStore
     notifier: Notifier
-    # When this process last recorded each handle's wait-poll (monotonic seconds).
-    watch_marks: dict[str, float] = field(default_factory=dict)
+    watch_marks: WatchMarks = field(default_factory=WatchMarks)
 
     @property
     def spec(self) -> ChallengeSpec:

@@ -10,9 +10,11 @@ in the database is one this process has not announced, every waiter wakes.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 ANYONE = "*"
 
@@ -68,3 +70,28 @@ class Notifier:
     def parked(self) -> int:
         """How many waiters are parked right now."""
         return sum(len(events) for events in self._waiters.values())
+
+
+class WatchMarks:
+    """Who parked a wait-poll lately, kept in memory and flushed to the database in batches.
+
+    Recording a watcher on every poll would cost a commit per poll; the app's background loop
+    writes the pending marks in one transaction every `recheck_s` seconds instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[str, datetime]] = {}
+        # Held while marks are being written, so a reader that flushes first sees them all.
+        self.flushing = threading.Lock()
+
+    def mark(self, handle: str, stream: str) -> None:
+        """Note that `handle` parked a poll on `stream` just now."""
+        with self._lock:
+            self._pending[handle] = (stream, datetime.now(tz=UTC))
+
+    def take(self) -> dict[str, tuple[str, datetime]]:
+        """The marks noted since the last call (and forget them)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending

@@ -1,7 +1,8 @@
 """Per-handle rate limits from the challenge's `rate_limits`, kept in the database.
 
-Each counted action is a row in `rate_hits` (a sliding-window log), so limits hold across
-restarts and across several hub processes. Over a limit the API answers 429 with a
+Each counted message or channel creation is a row in `rate_hits` (a sliding-window log),
+and writes in general are counted in the audit log, so limits hold across restarts and across
+several hub processes. Over a limit the API answers 429 with a
 Retry-After of the seconds until the oldest counted action leaves the window.
 """
 
@@ -15,6 +16,7 @@ from fastapi import Depends
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from swarmlab.api.audit import writes_since
 from swarmlab.api.auth import Actor, Participant
 from swarmlab.api.errors import RateLimited
 from swarmlab.api.hub import Hub, HubDep
@@ -65,18 +67,28 @@ def _span(seconds: float) -> str:
     return "minute" if seconds == 60 else f"{int(seconds)} s"
 
 
-def count_write(hub: Hub, actor: Actor) -> None:
-    """Count a write against the challenge's `writes_per_minute` (organizers are exempt)."""
+def check_writes(hub: Hub, actor: Actor) -> None:
+    """Refuse a write over the challenge's `writes_per_minute` (organizers are exempt).
+
+    Writes are counted in the audit log, which records every one anyway, so this check
+    costs a read, not another commit.
+    """
     if actor.role in EXEMPT_ROLES:
         return
     limit = hub.spec.rate_limits.writes_per_minute
-    with hub.db.write() as session:
-        hit(hub.db, session, actor.handle, "write", [(limit, 60)])
+    with hub.db.read() as session:
+        count, oldest_s = writes_since(session, actor.handle, 60)
+    if count >= limit:
+        raise RateLimited(
+            f"{actor.handle} reached the limit of {limit} writes per minute",
+            "slow down: wait for Retry-After seconds, then send it again",
+            retry_after_s=oldest_s if oldest_s is not None else 60,
+        )
 
 
 def writer(hub: HubDep, actor: Participant) -> Actor:
-    """A participant making a write, counted against the write rate limit."""
-    count_write(hub, actor)
+    """A participant making a write, within the write rate limit."""
+    check_writes(hub, actor)
     return actor
 
 

@@ -43,4 +43,6 @@ def serve(overrides: dict[str, Any], console: Console) -> None:
         f"swarmlab hub for [bold]{app.state.hub.spec.title}[/bold] on "
         f"http://{settings.host}:{settings.port} (database {settings.db})"
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # No per-request access log: writes are in the audit log, and at hundreds of parked
+    # long-polls a line per poll costs more CPU than serving them.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)

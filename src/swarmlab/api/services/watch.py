@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -28,7 +28,6 @@ from swarmlab.db import utcnow
 from swarmlab.db.models import InboxEntry, Message, Subscription, Watcher
 
 Stream = Literal["inbox", "updates", "feed"]
-MARK_EVERY_S = 5.0
 
 
 def _all_channels(handle: str) -> Select[str]:
@@ -83,18 +82,22 @@ def read_stream(hub: Hub, stream: Stream, handle: str, params: ListParams) -> di
     return page
 
 
-def mark_watching(hub: Hub, handle: str, stream: Stream) -> None:
-    """Record that `handle` parked a wait-poll (at most every MARK_EVERY_S per process)."""
-    now = time.monotonic()
-    if now - hub.watch_marks.get(handle, -MARK_EVERY_S) < MARK_EVERY_S:
-        return
-    hub.watch_marks[handle] = now
-    with contextlib.suppress(IntegrityError), hub.db.write() as session:
-        watcher = session.get(Watcher, handle)
-        if watcher is None:
-            session.add(Watcher(handle=handle, stream=stream, last_wait_at=utcnow()))
-        else:
-            watcher.stream, watcher.last_wait_at = stream, utcnow()
+def flush_watchers(hub: Hub) -> None:
+    """Write the wait-polls noted in memory to the `watchers` table, in one transaction."""
+    with hub.watch_marks.flushing:
+        marks = hub.watch_marks.take()
+        if marks:
+            _write_watchers(hub, marks)
+
+
+def _write_watchers(hub: Hub, marks: dict[str, tuple[str, datetime]]) -> None:
+    with hub.db.write() as session:
+        for handle, (stream, at) in marks.items():
+            watcher = session.get(Watcher, handle)
+            if watcher is None:
+                session.add(Watcher(handle=handle, stream=stream, last_wait_at=at))
+            elif watcher.last_wait_at < at:
+                watcher.stream, watcher.last_wait_at = stream, at
 
 
 async def watch(
@@ -108,7 +111,7 @@ async def watch(
     with hub.notifier.waiter(handle) as woken:
         page = await run_in_threadpool(read_stream, hub, stream, handle, params)
         if wait > 0:
-            await run_in_threadpool(mark_watching, hub, handle, stream)
+            hub.watch_marks.mark(handle, stream)
         while not page["items"]:
             remaining = wait - (time.monotonic() - started)
             if remaining <= 0:
@@ -124,6 +127,7 @@ async def watch(
 
 def watching(hub: Hub) -> list[dict[str, Any]]:
     """Every handle that has parked a wait-poll, with the age of its last one."""
+    flush_watchers(hub)
     now = utcnow()
     with hub.db.read() as session:
         watchers = list(session.scalars(select(Watcher).order_by(Watcher.last_wait_at.desc())))
