@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 
 from swarmlab.api.settings import HubSettings
+from swarmlab.db import utcnow
+from swarmlab.db.models import IdempotencyRecord
 from tests.fixtures.hub import HubHarness, start_hub
 
 pytestmark = pytest.mark.anyio
@@ -180,3 +184,16 @@ async def test_a_restarted_hub_has_everything(hub: HubHarness, hub_settings: Hub
             )
         ).json()
         assert later["id"] > sent["id"]
+
+
+async def test_idempotency_keys_expire_after_a_day(hub: HubHarness) -> None:
+    alice = await hub.register("alice")
+    old = alice.headers | {"Idempotency-Key": "old"}
+    await hub.client.post("/v1/messages", json={"body": "first"}, headers=old)
+    db = hub.app.state.hub.db
+    with db.write() as session:
+        session.execute(update(IdempotencyRecord).values(created_at=utcnow() - timedelta(hours=25)))
+    fresh = alice.headers | {"Idempotency-Key": "fresh"}
+    await hub.client.post("/v1/messages", json={"body": "second"}, headers=fresh)
+    with db.read() as session:
+        assert session.scalars(select(IdempotencyRecord.key)).all() == ["fresh"]

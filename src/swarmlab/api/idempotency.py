@@ -11,6 +11,7 @@ their retries get 409 saying the secret was shown once. `WriteMiddleware` applie
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -21,9 +22,11 @@ from starlette.types import Scope
 
 from swarmlab.api.errors import error_response
 from swarmlab.api.hub import Hub
+from swarmlab.db import utcnow
 from swarmlab.db.models import IdempotencyRecord
 
 MAX_KEY = 200
+KEEP_HOURS = 24
 
 
 def caller_key(headers: Headers) -> str:
@@ -41,9 +44,19 @@ def bad_key(key: str) -> Response | None:
 
 
 def claim(hub: Hub, actor: str, key: str, scope: Scope) -> IdempotencyRecord | None:
-    """Claim `key` for this request; return the earlier record if it was already claimed."""
+    """Claim `key` for this request; return the earlier record if it was already claimed.
+
+    The caller's records older than KEEP_HOURS are dropped on the way: a retry comes within
+    minutes, and the table must not grow forever.
+    """
     try:
         with hub.db.write() as session:
+            stale = utcnow() - timedelta(hours=KEEP_HOURS)
+            session.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.actor == actor, IdempotencyRecord.created_at < stale
+                )
+            )
             record = IdempotencyRecord(
                 actor=actor, key=key, method=scope["method"], path=scope["path"]
             )

@@ -266,19 +266,7 @@ def set_verdict(
                 code="human_verdict_wins",
             )
         version = result.verification_version if expected_version is None else expected_version
-        changed = session.execute(
-            update(Result)
-            .where(Result.id == result_id, Result.verification_version == version)
-            .values(
-                verification=verdict, verification_source=source, verification_version=version + 1
-            )
-        )
-        if changed.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict(
-                f"the verification of {result_id} changed meanwhile (version {version} is stale)",
-                "read the result again and send its current `verification_version`",
-                code="version_conflict",
-            )
+        _compare_and_set(session, result_id, version, verdict, source)
         session.add(
             Verdict(
                 result_id=result_id,
@@ -296,6 +284,23 @@ def set_verdict(
         session.refresh(result)
     hub.notifier.notify(set(), event_id)
     return result
+
+
+def _compare_and_set(
+    session: Session, result_id: str, version: int, verdict: str, source: str
+) -> None:
+    """Move the result from `version` to `version + 1` with this verdict, or 409 if it moved."""
+    changed = session.execute(
+        update(Result)
+        .where(Result.id == result_id, Result.verification_version == version)
+        .values(verification=verdict, verification_source=source, verification_version=version + 1)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            f"the verification of {result_id} changed meanwhile (version {version} is stale)",
+            "read the result again and send its current `verification_version`",
+            code="version_conflict",
+        )
 
 
 def verdict_history(session: Session, result_id: str) -> list[dict[str, Any]]:
