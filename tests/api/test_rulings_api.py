@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from swarmlab.api.jobs_hooks import HubVerdicts
 from swarmlab.api.settings import HubSettings
-from swarmlab.db.models import Event, Result, Verdict
+from swarmlab.db.models import Result, Verdict
 from swarmlab.domain.verification import Check, VerdictStatus
 from swarmlab.domain.verification import Verdict as Decision
 from tests.fixtures.hub import HubHarness
@@ -70,9 +70,12 @@ async def test_a_report_stays_private_until_a_ruling_invalidates_what_it_names(
     assert [(r["id"], r["ruling"]) for r in public] == [("report-1", "ruling-1")]
     listed = (await hub.client.get("/v1/rulings")).json()["items"]
     assert [r["title"] for r in listed] == ["Free-running PPL"]
-    with hub.app.state.hub.db.read() as session:
-        kinds = list(session.scalars(select(Event.kind).order_by(Event.id)))
-    assert kinds[-2:] == ["ruling", "verdict"]
+    inbox = (await hub.client.get("/v1/inbox/bob", headers=bob.headers)).json()["items"]
+    [announced] = [m for m in inbox if m["type"] == "ruling"]
+    assert (announced["author"], announced["reasons"]) == ("organizer", ["broadcast"])
+    assert "Ruling ruling-1: Free-running PPL" in announced["body"] and gamed in announced["body"]
+    readme = (await hub.client.get("/v1/readme")).text
+    assert "**ruling-1: Free-running PPL**" in readme
 
 
 async def test_a_ruling_naming_an_unknown_result_is_404(hub: HubHarness) -> None:
@@ -100,6 +103,8 @@ async def test_automatic_verdicts_never_overwrite_an_organizers(hub: HubHarness)
     late = Decision(VerdictStatus.valid, None, "re-run again", 0.0)
     assert not sink.record(result, late, {})
     status, source, reasons = verification(hub, result)
+    board = (await hub.client.get("/v1/messages", params={"agent": "verifier"})).json()["items"]
+    assert [m["body"].split(" ")[0] for m in board] == ["@ada"]
     assert (status, source) == ("invalid", "organizer")
     assert reasons == ["re-run 99", "ruling-1: t"]
     diverged = Decision(VerdictStatus.invalid, Check.identity, "prompt p, token 3", 0.0)

@@ -16,6 +16,7 @@ import pytest
 from tests.fixtures.bundles import bundle_bytes
 from tests.fixtures.jobs import (
     HubProcess,
+    diverging_entry,
     hub_process,
     reference_entry,
     swarmlab_command,
@@ -196,3 +197,61 @@ def test_a_celery_worker_with_two_gpus_runs_two_jobs_at_once_one_per_device(
         assert [job["status"] for job in jobs] == ["completed", "completed"], jobs
         assert sorted(job["worker"].rsplit("/", 1)[1] for job in jobs) == ["gpu0", "gpu1"]
     _forget_queue(redis_url, f"{prefix}cpu")
+
+
+def _post_measured(agent: httpx.Client, job_id: str, **claims: Any) -> httpx.Response:
+    body = {"job": job_id, "method": "greedy", "description": "the reference entry", **claims}
+    return agent.post("/v1/results", json=body)
+
+
+def _verdict(hub: HubProcess, result_id: str) -> dict[str, Any] | None:
+    result: dict[str, Any] = httpx.get(f"{hub.url}/v1/results/{result_id}").json()
+    return result if result["verification"] != "pending" else None
+
+
+def test_a_measured_result_is_verified_on_the_private_set(
+    tiny_pack: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """submit -> job -> measured result (pending) -> re-run on the private set -> valid;
+    a claim of twice the measured TPS is refused with both numbers."""
+    with hub_process(tiny_pack, tmp_path / "hub", executor="inline", workers="1") as hub:
+        with hub.agent("ada") as agent:
+            [job_id] = submit_and_request(agent, reference_entry(tmp_path / "e", tiny_model_dir))
+            job = wait_for(lambda: job_in(hub, job_id, "completed", "error"), "the job to end")
+            assert job["status"] == "completed", job["message"]
+            tps = job["summary"]["tps"]
+            refused = _post_measured(agent, job_id, tps=2 * tps)
+            assert refused.status_code == 422
+            message = refused.json()["error"]["message"]
+            assert f"{2 * tps}" in message and f"{tps:g}" in message
+            posted = _post_measured(agent, job_id)
+            assert posted.status_code == 201, posted.text
+            result = posted.json()
+        assert (result["provenance"], result["verification"], result["score"]) == (
+            "measured",
+            "pending",
+            tps,
+        )
+        judged = wait_for(lambda: _verdict(hub, result["id"]), "the verification verdict")
+        assert judged["verification"] == "valid", judged["verdicts"]
+        assert judged["verdicts"][-1]["by"] == "verifier"
+        board = httpx.get(f"{hub.url}/v1/messages", params={"agent": "verifier"}).json()
+        assert any("@ada" in m["body"] and result["id"] in m["body"] for m in board["items"])
+
+
+def test_a_server_diverging_on_the_private_set_is_invalid_naming_the_divergence(
+    tiny_pack: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    with hub_process(tiny_pack, tmp_path / "hub", executor="inline", workers="1") as hub:
+        with hub.agent("bob") as agent:
+            entry = diverging_entry(tmp_path / "e", tiny_model_dir)
+            [job_id] = submit_and_request(agent, entry)
+            job = wait_for(lambda: job_in(hub, job_id, "completed", "error"), "the job to end")
+            assert job["status"] == "completed", job["message"]
+            posted = _post_measured(agent, job_id)
+            assert posted.status_code == 201, posted.text
+        judged = wait_for(lambda: _verdict(hub, posted.json()["id"]), "the verification verdict")
+        assert judged["verification"] == "invalid"
+        note = judged["verdicts"][-1]["note"]
+        assert note.startswith("identity: greedy decode differs from the reference: prompt ")
+        assert ", token " in note

@@ -9,6 +9,7 @@ weak point; this links every measured result to the run that produced it.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from swarmlab.challenge.spec import ChallengeSpec
@@ -16,7 +17,6 @@ from swarmlab.domain.jobs import JobPurpose, JobStatus
 from swarmlab.jobs.errors import ClaimMismatch, JobNotMeasured, NotYours, UnknownRecord
 from swarmlab.jobs.queue import JobQueue
 
-PROVENANCE = "measured"
 CLAIM_RTOL = 1e-9
 
 
@@ -30,10 +30,18 @@ def _number(summary: dict[str, Any], field: str, job_id: str) -> float:
     return float(value)
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What a job measured for a result: the score and guardrail fields, and its submission."""
+
+    fields: dict[str, float]
+    submission: str
+
+
 def measured_fields(
     queue: JobQueue, spec: ChallengeSpec, job_id: str, author: str, claimed: dict[str, Any]
-) -> dict[str, Any]:
-    """The result fields a job measured: score field, guardrail field, job, provenance.
+) -> Measured:
+    """The score and guardrail a job measured, for a result its owner posts.
 
     Raises UnknownRecord, NotYours (someone else's job), JobNotMeasured (not completed), or
     ClaimMismatch when ``claimed`` carries a score or guardrail different from the job's.
@@ -57,7 +65,7 @@ def measured_fields(
         fields.append(spec.scoring.guardrail.field)
     measured = {field: _number(job["summary"], field, job_id) for field in fields}
     _check_claims(job_id, claimed, measured)
-    return {**measured, "job": job_id, "submission": job["submission"], "provenance": PROVENANCE}
+    return Measured(measured, job["submission"])
 
 
 def _check_claims(job_id: str, claimed: dict[str, Any], measured: dict[str, float]) -> None:
