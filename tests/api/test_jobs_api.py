@@ -213,3 +213,63 @@ async def test_unknown_job_is_404(hub: HubHarness) -> None:
     response = await hub.client.get("/v1/jobs/job-nope")
     assert response.status_code == 404
     assert response.json()["error"]["hint"]
+
+
+async def finished_job(hub: HubHarness, member: Member, tmp_path: Path, summary: Any) -> str:
+    """A self-eval job of ``member`` completed by a worker with ``summary``."""
+    sub = await uploaded(hub, member, tmp_path)
+    job = (
+        await hub.client.post("/v1/jobs", json={"submission_id": sub}, headers=member.headers)
+    ).json()
+    box = await worker(hub)
+    claim = (
+        await hub.client.post(
+            "/v1/worker/claim", json={"worker": "w", "job": job["id"]}, headers=box.headers
+        )
+    ).json()
+    body = {"lease": claim["lease"], "status": "completed", "summary": summary}
+    await hub.client.post(f"/v1/worker/jobs/{job['id']}/finish", json=body, headers=box.headers)
+    return str(job["id"])
+
+
+async def test_a_result_naming_its_job_is_measured_and_queued_for_verification(
+    hub: HubHarness, tmp_path: Path
+) -> None:
+    ada = await hub.register("ada")
+    job_id = await finished_job(hub, ada, tmp_path, {"tps": 42.0, "ppl": 2.0})
+    claim = {"job": job_id, "method": "greedy", "description": "baseline"}
+    overclaim = await hub.client.post(
+        "/v1/results", json={**claim, "tps": 84.0}, headers=ada.headers
+    )
+    assert overclaim.status_code == 422
+    error = overclaim.json()["error"]
+    assert error["code"] == "claim_mismatch"
+    assert "tps = 84.0" in error["message"] and "tps = 42" in error["message"]
+    posted = await hub.client.post("/v1/results", json=claim, headers=ada.headers)
+    assert posted.status_code == 201, posted.text
+    result = posted.json()
+    assert (result["score"], result["guard"], result["provenance"]) == (42.0, 2.0, "measured")
+    assert result["verification"] == "pending"
+    checks = (await hub.client.get("/v1/jobs", params={"status": "queued"})).json()["items"]
+    assert [(j["purpose"], j["result"], j["prompt_set"]) for j in checks] == [
+        ("verify", result["id"], "private")
+    ]
+
+
+async def test_only_your_own_completed_job_measures_a_result(
+    hub: HubHarness, tmp_path: Path
+) -> None:
+    ada = await hub.register("ada")
+    bob = await hub.register("bob")
+    job_id = await finished_job(hub, ada, tmp_path, {"tps": 42.0, "ppl": 2.0})
+    claim = {"job": job_id, "method": "m", "description": "d"}
+    stolen = await hub.client.post("/v1/results", json=claim, headers=bob.headers)
+    assert stolen.status_code == 403
+    sub = (await hub.client.get(f"/v1/jobs/{job_id}")).json()["submission"]
+    queued = (
+        await hub.client.post("/v1/jobs", json={"submission_id": sub}, headers=ada.headers)
+    ).json()
+    early = await hub.client.post(
+        "/v1/results", json={**claim, "job": queued["id"]}, headers=ada.headers
+    )
+    assert (early.status_code, early.json()["error"]["code"]) == (409, "job_not_measured")

@@ -18,7 +18,14 @@ _ENV = Environment(
 )
 
 
-def render_onboarding(pack: ChallengePack, base_url: str = "http://127.0.0.1:8080") -> str:
-    """The onboarding document for `pack`, with examples pointing at `base_url`."""
+def render_onboarding(
+    pack: ChallengePack, base_url: str = "http://127.0.0.1:8080", rulings: str = ""
+) -> str:
+    """The onboarding document for `pack`, with examples pointing at `base_url`; `rulings`
+    (the published rulings, as markdown) follow the pack's rules."""
     template = _ENV.get_template("onboarding.md.j2")
-    return template.render(spec=pack.spec, rules=pack.rules_text, base=base_url.rstrip("/"))
+    return template.render(
+        spec=pack.spec,
+        rules="\n\n".join(p for p in (pack.rules_text, rulings) if p),
+        base=base_url.rstrip("/"),
+    )

@@ -66,4 +66,4 @@ def describe(request: Request, hub: HubDep) -> dict[str, Any]:
 def readme(request: Request, hub: HubDep) -> str:
     """The onboarding document (markdown): register, post, watch, report, norms, rules."""
     base = str(request.base_url).rstrip("/")
-    return render_onboarding(hub.pack, base)
+    return render_onboarding(hub.pack, base, request.app.state.jobs.rulings.rules_section())

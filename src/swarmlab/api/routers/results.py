@@ -11,6 +11,8 @@ from sqlalchemy import select
 from swarmlab.api.auth import Organizer
 from swarmlab.api.errors import Invalid
 from swarmlab.api.hub import HubDep
+from swarmlab.api.jobs_hooks import measured_claim
+from swarmlab.api.jobs_runtime import JobsDep
 from swarmlab.api.listing import Listing, paginate
 from swarmlab.api.ratelimit import Writer
 from swarmlab.api.schemas import Body
@@ -52,7 +54,7 @@ class VerdictRequest(Body):
 
 
 @router.post("/results", status_code=201)
-def post_result(body: ResultRequest, hub: HubDep, actor: Writer) -> dict[str, Any]:
+def post_result(body: ResultRequest, hub: HubDep, jobs: JobsDep, actor: Writer) -> dict[str, Any]:
     """Report a result; it is immutable and `self-reported` until a job measures it."""
     claim = results.Claim(
         fields=dict(body.model_extra or {}),
@@ -63,7 +65,9 @@ def post_result(body: ResultRequest, hub: HubDep, actor: Writer) -> dict[str, An
         submission=body.submission,
         job=body.job,
     )
+    claim = measured_claim(hub, jobs.queue, actor.handle, claim)
     result = results.post_result(hub, actor, claim)
+    jobs.verifier.result_posted(result.id)
     return results.render_result(result, list(dict.fromkeys(body.builds_on)))
 
 

@@ -47,6 +47,7 @@ class Claim:
     builds_on: list[str]
     submission: str | None = None
     job: str | None = None
+    provenance: str = "self-reported"
 
 
 def render_result(result: Result, builds_on: list[str] | None = None) -> dict[str, Any]:
@@ -198,7 +199,7 @@ def post_result(hub: Hub, actor: Actor, claim: Claim) -> Result:
             fields=claim.fields,
             submission=claim.submission,
             job=claim.job,
-            provenance="self-reported",
+            provenance=claim.provenance,
         )
         session.add(result)
         session.flush()
