@@ -67,8 +67,10 @@ def test_failed_rerun_is_invalid() -> None:
     assert decide(POLICY, 100.0, Rerun(score=None)).failed is Check.rerun
 
 
-def test_tolerance_is_checked_before_the_guardrail() -> None:
-    assert decide(POLICY, 100.0, Rerun(score=10.0, guardrail=9.0)).failed is Check.tolerance
+def test_identity_then_guardrail_then_tolerance() -> None:
+    everything_wrong = Rerun(score=10.0, guardrail=9.0, identical=False)
+    assert decide(POLICY, 100.0, everything_wrong).failed is Check.identity
+    assert decide(POLICY, 100.0, Rerun(score=10.0, guardrail=9.0)).failed is Check.guardrail
 
 
 def test_relative_deviation_of_zero_report() -> None:

@@ -20,9 +20,9 @@ class Check(StrEnum):
     """The checks a re-run must pass, in the order they are applied."""
 
     rerun = "rerun"
-    tolerance = "tolerance"
-    guardrail = "guardrail"
     identity = "identity"
+    guardrail = "guardrail"
+    tolerance = "tolerance"
 
 
 class VerdictStatus(StrEnum):
@@ -79,25 +79,29 @@ def _invalid(check: Check, reason: str, deviation: float | None = None) -> Verdi
 
 
 def decide(policy: Policy, reported: float, rerun: Rerun) -> Verdict:
-    """Judge a re-run against the reported score; the first failed check decides."""
+    """Judge a re-run against the reported score; the first failed check decides.
+
+    Correctness comes first: a server that decodes differently from the reference is invalid
+    whatever its speed, so identity is checked before the guardrail and the tolerance.
+    """
     if rerun.score is None:
         return _invalid(Check.rerun, "the re-run produced no score: the entry failed to serve")
     deviation = relative_deviation(reported, rerun.score)
+    if policy.require_identity and not rerun.identical:
+        where = rerun.first_divergence or "position unknown"
+        return _invalid(
+            Check.identity, f"greedy decode differs from the reference: {where}", deviation
+        )
+    cap = policy.guardrail_cap
+    if cap is not None and (rerun.guardrail is None or rerun.guardrail > cap):
+        shown = "no value" if rerun.guardrail is None else f"{rerun.guardrail:g}"
+        return _invalid(Check.guardrail, f"guardrail {shown} over its cap {cap:g}", deviation)
     if deviation > policy.tolerance:
         return _invalid(
             Check.tolerance,
             f"re-run scored {rerun.score:g} against {reported:g} reported: "
             f"{deviation:.1%} apart, over the {policy.tolerance:.0%} tolerance",
             deviation,
-        )
-    cap = policy.guardrail_cap
-    if cap is not None and (rerun.guardrail is None or rerun.guardrail > cap):
-        shown = "no value" if rerun.guardrail is None else f"{rerun.guardrail:g}"
-        return _invalid(Check.guardrail, f"guardrail {shown} over its cap {cap:g}", deviation)
-    if policy.require_identity and not rerun.identical:
-        where = rerun.first_divergence or "position unknown"
-        return _invalid(
-            Check.identity, f"greedy decode differs from the reference: {where}", deviation
         )
     return Verdict(
         VerdictStatus.valid,
