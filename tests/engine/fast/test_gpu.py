@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from tests.fixtures.fast_engine import tiny_gemma
 
+from swarmlab.engine.backend import BackendOptions, create_backend
+from swarmlab.engine.fast.backend import FastBackend
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import GreedyRunner
 from swarmlab.engine.quant import GemvLinear, Int8Linear, swap_linears
@@ -65,3 +69,17 @@ def test_graph_replay_and_triton_give_the_eager_tokens() -> None:
     triton_tokens = GreedyRunner(fast, prefill_chunk=16, use_graph=True).generate(prompt, 48)
     agreement = sum(a == b for a, b in zip(triton_tokens, eager, strict=True)) / len(eager)
     assert agreement > 0.5
+
+
+@pytest.mark.parametrize(
+    "env", [{"SWARMLAB_FAST_COMPILE": "0"}, {"SWARMLAB_FAST_DRAFT": "ngram"}, {}]
+)
+def test_fast_backend_on_cuda_equals_the_reference_backend(
+    tiny_model_dir: Path, env: dict[str, str]
+) -> None:
+    """float32 on the GPU: graph capture, compile and speculation must not change a token."""
+    options = BackendOptions(tiny_model_dir, device="cuda", dtype="float32", prefill_chunk=16)
+    reference = create_backend("reference", options)
+    fast = FastBackend.from_options(options, {"SWARMLAB_FAST_KERNELS": "torch", **env})
+    prompt = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 5
+    assert fast.generate(prompt, 32, None) == reference.generate(prompt, 32, None)
