@@ -16,7 +16,7 @@ from swarmlab.engine.fast.config import (
     shape_from_config,
 )
 from swarmlab.engine.fast.kv_cache import ContextTooLongError
-from swarmlab.engine.fast.model import FastDecoder
+from swarmlab.engine.fast.model import FastDecoder, greedy
 from swarmlab.engine.fast.runner import EmptyPromptError, GreedyRunner
 
 NEW_TOKENS = 24
@@ -118,3 +118,22 @@ def test_unknown_presets_and_unsupported_configs_are_refused(tiny_target: Any) -
     moe = tiny_target.config.to_dict() | {"enable_moe_block": True}
     with pytest.raises(UnsupportedCheckpointError, match="reference backend"):
         shape_from_config(type(tiny_target.config)(**moe))
+
+
+def test_two_stage_greedy_is_argmax_with_first_index_on_ties() -> None:
+    logits = torch.randn(3, 1024)
+    logits[1, 700] = logits[1, 5] = 50.0  # a tie in different blocks: the first index wins
+    logits[2, 9] = logits[2, 10] = 50.0  # a tie within one block
+    assert (
+        greedy(logits, blocks=8).tolist()
+        == torch.argmax(logits, dim=-1).tolist()
+        == [
+            int(logits[0].argmax()),
+            5,
+            9,
+        ]
+    )
+    assert (
+        greedy(logits[:, :1000], blocks=8).tolist()
+        == torch.argmax(logits[:, :1000], dim=-1).tolist()
+    )

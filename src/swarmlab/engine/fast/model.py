@@ -266,7 +266,21 @@ class FastDecoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Greedy next token after each input position ([T] long), on device, no host sync."""
-        return torch.argmax(self.logits(self.hidden(tokens, positions)), dim=-1)
+        return greedy(self.logits(self.hidden(tokens, positions)))
+
+
+def greedy(logits: torch.Tensor, blocks: int = 256) -> torch.Tensor:
+    """argmax over the vocabulary ([T, V] -> [T]), first index on ties like torch.argmax.
+
+    Done in two stages (per block of the vocabulary, then across blocks) because a single
+    262k-wide reduction compiles to one long-running program: 80 us of a 4 ms step on an H200.
+    """
+    tokens, vocab = logits.shape
+    if vocab % blocks:
+        return torch.argmax(logits, dim=-1)
+    values, offsets = logits.view(tokens, blocks, vocab // blocks).max(dim=-1)
+    block = torch.argmax(values, dim=-1, keepdim=True)
+    return (block * (vocab // blocks) + offsets.gather(1, block))[:, 0]
 
 
 def _text_model(model: Any) -> nn.Module:
