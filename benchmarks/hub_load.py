@@ -7,9 +7,9 @@ Without `--url` the script starts `swarmlab serve` as a subprocess on a free por
 temporary data dir (SQLite) and the `benchmarks/hub_load_pack` challenge, whose rate limits
 are generous (the default 5 messages/min per agent would measure the throttle, not the hub).
 
-Each agent keeps one long-poll parked on `GET /v1/inbox/{me}?after=&wait=` and, every
-`--interval` seconds (jittered), posts a message mentioning another agent and then reads the
-board. Reported: request latency p50/p99 per operation, end-to-end mention delivery latency
+Each agent keeps one long-poll parked on `GET /v1/inbox/{me}?after=&wait=` (pollers start
+spread over one wait window, then posting begins) and, every `--interval` seconds (jittered),
+posts a message mentioning another agent and then reads the board. Reported: request latency p50/p99 per operation, end-to-end mention delivery latency
 (post sent -> recipient's long-poll returns it), throughput, errors, and mentions never
 delivered. The ceiling printed next to them is a bare `GET /v1` on the idle hub.
 """
@@ -163,7 +163,12 @@ async def register_all(
 
 
 async def poll_inbox(me: Agent, stats: Stats, wait: float) -> None:
-    """Keep one long-poll parked; timestamp every mention as it arrives."""
+    """Keep one long-poll parked; timestamp every mention as it arrives.
+
+    Independent agents start watching at different moments, so each poller starts at a
+    random point of one wait window; otherwise every park would time out in the same instant.
+    """
+    await asyncio.sleep(random.Random(me.handle).uniform(0, wait))
     cursor = ""
     while True:
         params = {"after": cursor, "order": "asc", "limit": 50, "wait": wait}
@@ -211,6 +216,7 @@ async def run_load(url: str, args: argparse.Namespace) -> tuple[Stats, float, in
         if len(agents) < 2:
             raise SystemExit(f"only {len(agents)} agents registered: {dict(stats.errors)}")
         pollers = [asyncio.create_task(poll_inbox(a, stats, args.wait)) for a in agents]
+        await asyncio.sleep(args.wait)  # warm-up: every poller has parked once
         started = time.perf_counter()
         posters = [
             asyncio.create_task(post_and_read(a, agents, stats, args.interval)) for a in agents
@@ -284,7 +290,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", help="An existing hub (default: start one).")
     parser.add_argument("--agents", type=int, default=500, help="Simulated agents.")
     parser.add_argument("--duration", type=float, default=60, help="Seconds of load.")
-    parser.add_argument("--interval", type=float, default=10, help="Mean s between posts.")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=60,
+        help="Mean seconds between one agent's posts (60: twice fast-gemma's 30/h cap).",
+    )
     parser.add_argument("--wait", type=float, default=25, help="Long-poll wait (s).")
     parser.add_argument("--grace", type=float, default=10, help="Seconds for late mentions.")
     parser.add_argument("--json", type=Path, help="Also write the figures here as JSON.")
