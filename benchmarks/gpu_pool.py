@@ -120,6 +120,19 @@ class Processes:
                 out.write(f"===== {log.stem} (last {chars} characters)\n")
                 out.write(log.read_text(errors="replace")[-chars:] + "\n")
 
+    def kill_leftovers(self, marker: Path) -> None:
+        """SIGKILL processes whose command line names a path inside ``marker``, this run's folder.
+
+        The harness starts each entry's server in a session of its own, so a worker killed
+        mid-job leaves its server running (and holding its GPU); only this run's processes
+        name its folder (the checkpoint path), so this reaches no one else's.
+        """
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):
+                pid = int(cmdline.parent.name)
+                if pid != os.getpid() and f"{marker}/".encode() in cmdline.read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+
     def tail(self, name: str, chars: int = 3000) -> str:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.is_file() else "(no log)"
@@ -557,7 +570,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--baseline", choices=("each", "first", "none"), default="each")
     add("--job-timeout-s", type=int, default=900, help="Each job's wall-clock limit.")
     add("--deadline-s", type=float, default=570, help="The whole benchmark's limit.")
-    add("--workdir", type=Path, default=None, help="Scratch folder (default: a temp dir).")
+    add("--workdir", type=Path, default=None, help="Work folder; built checkpoints are kept.")
     return parser.parse_args(argv)
 
 
@@ -590,9 +603,13 @@ def machine() -> dict[str, Any]:
     """Where the figures come from: host, CPUs, GPUs, the checkout's commit."""
     info: dict[str, Any] = {"host": socket.gethostname(), "cpus": os.cpu_count()}
     info["python"] = sys.version.split()[0]
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        git = ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]
-        info["commit"] = subprocess.run(git, capture_output=True, text=True).stdout.strip()
+    stamp = REPO / "COMMIT"  # written by gpu_pool_prepare.sh into the carried copy
+    if stamp.is_file():
+        info["commit"] = stamp.read_text().strip()
+    else:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            git = ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]
+            info["commit"] = subprocess.run(git, capture_output=True, text=True).stdout.strip()
     if shutil.which("nvidia-smi"):
         query = ["nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader"]
         info["gpus"] = subprocess.run(query, capture_output=True, text=True).stdout.splitlines()
@@ -639,17 +656,30 @@ def benchmark(procs: Processes, args: argparse.Namespace, report: dict[str, Any]
     report["max_abs_diff_pct"] = max(diffs, default=None)
 
 
+def reset_workdir(workdir: Path) -> None:
+    """A fresh work folder, except built checkpoints (``model-*``), which a re-run reuses."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for child in workdir.iterdir():
+        if not child.name.startswith("model-"):
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     scratch = args.workdir is None
     args.workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="gpu-pool-"))).resolve()
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    reset_workdir(args.workdir)
     (args.workdir / "logs").mkdir(exist_ok=True)
     procs = Processes(args.workdir / "logs")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below
     report: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "argv": sys.argv}
+
+    def interrupted(*_: object) -> None:
+        report["error"] = "stopped by SIGTERM (a time limit?) before the end"
+        sys.exit(143)  # runs the cleanup below
+
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         benchmark(procs, args, report)
         ended = report["runs"] + report["alone"]
@@ -660,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         procs.stop_all()
+        procs.kill_leftovers(args.workdir)
         procs.collect(args.out / "processes.log")
         report["wall_s"] = round(time.monotonic() - args.started, 1)
         (args.out / "gpu_pool.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

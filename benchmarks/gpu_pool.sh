@@ -45,4 +45,5 @@ limit=${LIMIT:-540}
 # shellcheck disable=SC2086  # POOL_ARGS is a list of options
 timeout "$limit" python3 "$root/benchmarks/gpu_pool.py" --gpus "$gpus" --jobs "${JOBS:-$((2 * gpus))}" \
   --redis-server /tmp/redis/redis-server --deadline-s $((limit - 30)) --out "$OUT" \
+  --workdir /tmp/gpu-pool \
   ${POOL_ARGS:-} 2>&1 | tee "$OUT/log.txt"

@@ -18,6 +18,8 @@ for part in src benchmarks challenges; do
   cp -r "$here/$part" "$dest/repo/"
 done
 find "$dest/repo" -name __pycache__ -prune -exec rm -rf {} +
+dirty=$(git -C "$here" status --porcelain --untracked-files=no | grep -q . && echo "+dirty" || true)
+echo "$(git -C "$here" rev-parse --short HEAD)$dirty" >"$dest/repo/COMMIT"
 
 python3 benchmarks/gpu_wheels.py needed >"$dest/whl/requirements.txt"
 platforms=()
