@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from sqlalchemy import select
+
+from swarmlab.db.models import Event
 from swarmlab.domain.ids import ID_RE
 from tests.fixtures.hub import HubHarness
 
@@ -123,3 +127,20 @@ async def test_list_grammar_filters_and_pages(hub: HubHarness) -> None:
 
 async def test_unknown_message_is_404(hub: HubHarness) -> None:
     assert (await hub.client.get("/v1/messages/nope.md")).status_code == 404
+
+
+async def test_concurrent_posts_commit_in_id_order(hub: HubHarness) -> None:
+    """Ids are allocated under the record lock: parallel posts get unique, ordered ids whose
+    order is also the order of their events, so a cursor never skips a late commit."""
+    members = [await hub.register(f"p{i}") for i in range(4)]
+    posts = [
+        hub.client.post("/v1/messages", json={"body": f"m{n}"}, headers=members[n % 4].headers)
+        for n in range(24)
+    ]
+    answers = await asyncio.gather(*posts)
+    assert {a.status_code for a in answers} == {201}
+    ids = [a.json()["id"] for a in answers]
+    assert len(set(ids)) == len(ids)
+    with hub.app.state.hub.db.read() as session:
+        refs = session.scalars(select(Event.ref).where(Event.kind == "message").order_by(Event.id))
+        assert list(refs) == sorted(ids)
