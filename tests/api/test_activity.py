@@ -8,8 +8,7 @@ import json
 import pytest
 
 from swarmlab.api.services import events
-from tests.api.test_watch import until_parked
-from tests.fixtures.hub import HubHarness
+from tests.fixtures.hub import HubHarness, until_parked
 
 pytestmark = pytest.mark.anyio
 

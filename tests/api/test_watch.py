@@ -9,23 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from swarmlab.api.hub import Hub
 from swarmlab.api.settings import HubSettings
-from tests.fixtures.hub import HubHarness, Member, start_hub
+from tests.fixtures.hub import HubHarness, Member, start_hub, until_parked
 
 pytestmark = pytest.mark.anyio
 
 # The expressions agent-collabs' collab_watch.sh applies to a response body.
 FILENAME_RE = r"[0-9]{8}-[0-9]{6}-[0-9]{3}_[a-z0-9][a-z0-9-]*\.md"
-
-
-async def until_parked(hub: Hub, count: int = 1) -> None:
-    """Wait (bounded) until `count` long-polls are parked on the notifier."""
-    for _ in range(500):
-        if hub.notifier.parked >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("no long-poll parked within 5 s")
 
 
 async def mention(hub: HubHarness, author: Member, target: str, text: str = "ping") -> str:
