@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from swarmlab.api.services.watch import park_time
 from swarmlab.api.settings import HubSettings
 from tests.fixtures.hub import HubHarness, Member, start_hub, until_parked
 
@@ -142,3 +143,9 @@ async def test_idle_polls_do_not_hold_threads(hub: HubHarness) -> None:
     pages = await asyncio.gather(*polls)
     assert {p.json()["watch"]["status"] for p in pages} == {"delivered"}
     assert isinstance(pages[0], httpx.Response)
+
+
+def test_park_time_is_clamped_and_long_waits_are_jittered() -> None:
+    assert park_time(-1, 55) == 0 and park_time(2, 55) == 2
+    parks = {park_time(3600, 55) for _ in range(50)}
+    assert all(49.5 <= p <= 55 for p in parks) and len(parks) > 1

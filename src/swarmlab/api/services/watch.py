@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -28,6 +29,8 @@ from swarmlab.db import utcnow
 from swarmlab.db.models import InboxEntry, Message, Subscription, Watcher
 
 Stream = Literal["inbox", "updates", "feed"]
+JITTER = 0.1
+JITTER_FROM_S = 5.0
 
 
 def _all_channels(handle: str) -> Select[str]:
@@ -100,13 +103,25 @@ def _write_watchers(hub: Hub, marks: dict[str, tuple[str, datetime]]) -> None:
                 watcher.stream, watcher.last_wait_at = stream, at
 
 
+def park_time(wait: float, ceiling: float) -> float:
+    """How long to park: `wait` clamped to the ceiling, and a long wait ends up to 10% early.
+
+    Watchers that start together (a restarted fleet, a load test) would otherwise all time
+    out in the same instant, forever; the jitter spreads them out after one round.
+    """
+    wait = min(max(wait, 0.0), ceiling)
+    if wait > JITTER_FROM_S:
+        wait -= random.uniform(0.0, wait * JITTER)
+    return wait
+
+
 async def watch(
     hub: Hub, stream: Stream, handle: str, params: ListParams, wait: float | None
 ) -> dict[str, Any]:
     """A stream page; with `wait`, parked until it has items or the wait runs out."""
     if wait is None:
         return await run_in_threadpool(read_stream, hub, stream, handle, params)
-    wait = min(max(wait, 0.0), hub.settings.long_poll_max_s)
+    wait = park_time(wait, hub.settings.long_poll_max_s)
     started = time.monotonic()
     with hub.notifier.waiter(handle) as woken:
         page = await run_in_threadpool(read_stream, hub, stream, handle, params)
