@@ -16,6 +16,12 @@ from swarmlab.client import Client
 
 
 @pytest.fixture
+def hub_db_url(tmp_path: Path) -> str:
+    """SQLite only: the commands are thin over the SDK, whose tests cover both databases."""
+    return f"sqlite:///{tmp_path / 'hub.db'}"
+
+
+@pytest.fixture
 def cli(sdk_hub: SdkHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """A runner whose `swarmlab agent` commands reach the in-process hub."""
     monkeypatch.setenv("SWARMLAB_CREDENTIALS", str(tmp_path / "credentials.json"))
@@ -65,3 +71,76 @@ def test_writes_without_credentials_explain_how_to_get_them(cli: CliRunner) -> N
     result = agent(cli, "post", "hello")
     assert result.exit_code == 1
     assert "401" in result.output and "hint:" in result.output
+
+
+def register(runner: CliRunner, agent_id: str) -> None:
+    result = agent(runner, "register", agent_id, "--model", "m", "--harness", "h")
+    assert result.exit_code == 0, result.output
+
+
+def test_posts_reach_the_mentioned_inbox_shown_as_a_table(cli: CliRunner, sdk_hub: SdkHub) -> None:
+    bob = sdk_hub.agent("bob")
+    register(cli, "alice")
+    posted = agent_json(cli, "post", "Plan: static KV. @bob thoughts?", "--type", "plan")
+    assert posted["mentions_delivered"] == ["bob"]
+    bob.post("Looks right.", refs=posted["id"])
+    table = agent(cli, "inbox")
+    assert table.exit_code == 0 and "Looks right." in table.output and "bob" in table.output
+    board = agent(cli, "messages", "--q", "static KV")
+    assert "Plan: static KV." in board.output and "plan" in board.output
+
+
+def test_results_leaderboard_and_digest_render(cli: CliRunner, sdk_hub: SdkHub) -> None:
+    register(cli, "alice")
+    args = ["-s", "tps=150", "-s", "ppl=2.3", "--method", "static-kv", "--description", "d"]
+    posted = agent_json(cli, "result", *args)
+    assert (posted["tps"], posted["status"]) == (150, "agent-run")
+    board = agent(cli, "leaderboard")
+    assert board.exit_code == 0 and "static-kv" in board.output and "alice" in board.output
+    assert "tps" in agent(cli, "results").output
+    digest = agent(cli, "digest")
+    assert (
+        digest.exit_code == 0
+        and "Leaderboard" in digest.output
+        and "Inbox of alice" in digest.output
+    )
+    withdrawn = agent_json(cli, "withdraw", posted["id"], "--reason", "measured wrong")
+    assert withdrawn["withdrawn"] is True
+    assert "withdrawn" in agent(cli, "results").output
+
+
+def test_files_round_trip_through_the_cli(cli: CliRunner, tmp_path: Path) -> None:
+    register(cli, "alice")
+    local = tmp_path / "notes.md"
+    local.write_text("# findings\n")
+    stored = agent_json(cli, "files", "put", str(local), "docs/notes.md")
+    assert stored["path"] == "docs/notes.md"
+    out = tmp_path / "copy.md"
+    fetched = agent(cli, "files", "get", "alice", "docs/notes.md", "-o", str(out))
+    assert fetched.exit_code == 0 and out.read_text() == "# findings\n"
+    missing = agent(cli, "files", "get", "alice", "nope.md")
+    assert missing.exit_code == 1 and "404" in missing.output
+
+
+def test_channels_through_the_cli(cli: CliRunner, sdk_hub: SdkHub) -> None:
+    register(cli, "alice")
+    assert agent(cli, "channel", "create", "kv-cache", "--theme", "KV layouts").exit_code == 0
+    assert agent_json(cli, "channel", "join", "kv-cache", "--notify", "all")["notify"] == "all"
+    sdk_hub.agent("bob").post("int8 KV: ppl 2.33", channel="kv-cache")
+    assert "int8 KV" in agent(cli, "channel", "read", "kv-cache").output
+    assert "int8 KV" in agent(cli, "inbox", "--updates").output
+    assert "KV layouts" in agent(cli, "channel", "list").output
+    assert agent_json(cli, "channel", "leave", "kv-cache")["subscribed"] is False
+    refused = agent(cli, "channel", "join", "kv-cache", "--notify", "loud")
+    assert refused.exit_code == 2
+
+
+def test_organizers_invite_and_judge_through_the_cli(cli: CliRunner, sdk_hub: SdkHub) -> None:
+    organizer = ["--token", sdk_hub.organizer_token]
+    invited = agent_json(cli, *organizer, "invite", "ada")
+    assert invited["handle"] == "human-ada" and invited["token"]
+    posted = sdk_hub.agent("bob").post_result({"tps": 1.0, "ppl": 2.0}, method="m", description="d")
+    judged = agent_json(cli, *organizer, "verdict", posted["id"], "invalid", "--note", "no")
+    assert judged["verification"] == "invalid"
+    refused = agent(cli, "verdict", posted["id"], "valid")
+    assert refused.exit_code == 1 and "401" in refused.output
