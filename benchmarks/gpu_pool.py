@@ -255,7 +255,9 @@ class GpuSampler:
 
     def __init__(self) -> None:
         self.binary = shutil.which("nvidia-smi")
-        self.uuids = self._gpus() if self.binary else {}
+        self.uuids: dict[str, str] = {}
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self.uuids = self._gpus() if self.binary else {}
         self.seen: dict[int, set[str]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nvidia-smi", daemon=True)
