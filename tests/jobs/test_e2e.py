@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,34 +210,53 @@ def _verdict(hub: HubProcess, result_id: str) -> dict[str, Any] | None:
     return result if result["verification"] != "pending" else None
 
 
+@pytest.fixture(params=["inline", pytest.param("celery", marks=pytest.mark.redis)])
+def running_hub(
+    request: pytest.FixtureRequest, tiny_pack: Path, tmp_path: Path
+) -> Iterator[HubProcess]:
+    """A hub whose jobs run inline, or on a Celery worker process over the real Redis."""
+    if request.param == "inline":
+        with hub_process(tiny_pack, tmp_path / "hub", executor="inline", workers="1") as hub:
+            yield hub
+        return
+    redis_url = request.getfixturevalue("redis_url")
+    prefix = f"swarmlab-test-{uuid.uuid4().hex[:8]}."
+    settings = {"executor": "celery", "broker": redis_url, "queue_prefix": prefix}
+    with hub_process(tiny_pack, tmp_path / "hub", **settings) as hub:
+        args = ("--broker", redis_url, "--queue-prefix", prefix)
+        with worker_process(hub, hub.worker_token("celery"), tmp_path / "worker", *args):
+            yield hub
+    _forget_queue(redis_url, f"{prefix}cpu")
+
+
 def test_a_measured_result_is_verified_on_the_private_set(
-    tiny_pack: Path, tiny_model_dir: Path, tmp_path: Path
+    running_hub: HubProcess, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     """submit -> job -> measured result (pending) -> re-run on the private set -> valid;
-    a claim of twice the measured TPS is refused with both numbers."""
-    with hub_process(tiny_pack, tmp_path / "hub", executor="inline", workers="1") as hub:
-        with hub.agent("ada") as agent:
-            [job_id] = submit_and_request(agent, reference_entry(tmp_path / "e", tiny_model_dir))
-            job = wait_for(lambda: job_in(hub, job_id, "completed", "error"), "the job to end")
-            assert job["status"] == "completed", job["message"]
-            tps = job["summary"]["tps"]
-            refused = _post_measured(agent, job_id, tps=2 * tps)
-            assert refused.status_code == 422
-            message = refused.json()["error"]["message"]
-            assert f"{2 * tps}" in message and f"{tps:g}" in message
-            posted = _post_measured(agent, job_id)
-            assert posted.status_code == 201, posted.text
-            result = posted.json()
-        assert (result["provenance"], result["verification"], result["score"]) == (
-            "measured",
-            "pending",
-            tps,
-        )
-        judged = wait_for(lambda: _verdict(hub, result["id"]), "the verification verdict")
-        assert judged["verification"] == "valid", judged["verdicts"]
-        assert judged["verdicts"][-1]["by"] == "verifier"
-        board = httpx.get(f"{hub.url}/v1/messages", params={"agent": "verifier"}).json()
-        assert any("@ada" in m["body"] and result["id"] in m["body"] for m in board["items"])
+    a claim of twice the measured TPS is refused with both numbers. Inline and on Celery."""
+    hub = running_hub
+    with hub.agent("ada") as agent:
+        [job_id] = submit_and_request(agent, reference_entry(tmp_path / "e", tiny_model_dir))
+        job = wait_for(lambda: job_in(hub, job_id, "completed", "error"), "the job to end")
+        assert job["status"] == "completed", job["message"]
+        tps = job["summary"]["tps"]
+        refused = _post_measured(agent, job_id, tps=2 * tps)
+        assert refused.status_code == 422
+        message = refused.json()["error"]["message"]
+        assert f"{2 * tps}" in message and f"{tps:g}" in message
+        posted = _post_measured(agent, job_id)
+        assert posted.status_code == 201, posted.text
+        result = posted.json()
+    assert (result["provenance"], result["verification"], result["score"]) == (
+        "measured",
+        "pending",
+        tps,
+    )
+    judged = wait_for(lambda: _verdict(hub, result["id"]), "the verification verdict")
+    assert judged["verification"] == "valid", judged["verdicts"]
+    assert judged["verdicts"][-1]["by"] == "verifier"
+    board = httpx.get(f"{hub.url}/v1/messages", params={"agent": "verifier"}).json()
+    assert any("@ada" in m["body"] and result["id"] in m["body"] for m in board["items"])
 
 
 def test_a_server_diverging_on_the_private_set_is_invalid_naming_the_divergence(

@@ -58,35 +58,35 @@ class JobsApi:
 
     def submit(self, folder: Path) -> Json:
         """Pack and upload a submission folder; the hub validates its manifest."""
-        return self.client._json("POST", "/v1/submissions", content=pack(folder))
+        return self.client.request_json("POST", "/v1/submissions", content=pack(folder))
 
     def request(self, submission_id: str, profile: str = "full") -> Json:
         """Queue a self-evaluation job; the answer carries the quota left."""
         body = {"submission_id": submission_id, "purpose": "self-eval", "profile": profile}
-        return self.client._json("POST", "/v1/jobs", json=body)
+        return self.client.request_json("POST", "/v1/jobs", json=body)
 
     def job(self, job_id: str) -> Json:
         """One job's status, stage, progress and summary."""
-        return self.client._json("GET", f"/v1/jobs/{quote(job_id, safe='')}")
+        return self.client.request_json("GET", f"/v1/jobs/{quote(job_id, safe='')}")
 
     def jobs(self, agent: str | None = None, status: str | None = None, limit: int = 100) -> Json:
         """The public queue, newest first."""
         query = {k: v for k, v in {"agent": agent, "status": status, "limit": limit}.items() if v}
-        return self.client._json("GET", "/v1/jobs", params=query)
+        return self.client.request_json("GET", "/v1/jobs", params=query)
 
     def logs(self, job_id: str, after: int = 0) -> Json:
         """Log chunks after sequence number ``after`` (``next`` is the cursor to pass on)."""
         path = f"/v1/jobs/{quote(job_id, safe='')}/logs"
-        return self.client._json("GET", path, params={"after": after})
+        return self.client.request_json("GET", path, params={"after": after})
 
     def artifact(self, job_id: str, name: str) -> bytes:
         """One artifact's bytes (summary.json, decode_outputs.jsonl, server.log, ...)."""
         path = f"/v1/jobs/{quote(job_id, safe='')}/artifacts/{quote(name, safe='')}"
-        return self.client._call("GET", path).content
+        return self.client.request("GET", path).content
 
     def cancel(self, job_id: str) -> Json:
         """Cancel a job of yours."""
-        return self.client._json("POST", f"/v1/jobs/{quote(job_id, safe='')}/cancel")
+        return self.client.request_json("POST", f"/v1/jobs/{quote(job_id, safe='')}/cancel")
 
     def watch(
         self,

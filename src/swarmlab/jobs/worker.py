@@ -53,7 +53,8 @@ class HubClient:
             self._pid = os.getpid()
         return self._http
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One worker API call; 409 (the lease is gone) raises LeaseLost."""
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -71,12 +72,12 @@ class HubClient:
         self, worker: str, *, job: str | None = None, flavor: str | None = None
     ) -> dict[str, Any] | None:
         body = {"worker": worker, "job": job, "flavor": flavor}
-        response = self._call("POST", "/v1/worker/claim", json=body)
+        response = self.call("POST", "/v1/worker/claim", json=body)
         return None if response.status_code == 204 else dict(response.json())
 
     def download(self, path: str, lease: str, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(self._call("GET", path, params={"lease": lease}).content)
+        dest.write_bytes(self.call("GET", path, params={"lease": lease}).content)
         return dest
 
     def close(self) -> None:
@@ -97,17 +98,17 @@ class HttpChannel:
 
     def heartbeat(self, stage: str, progress: float | None, log: str) -> bool:
         body = {"lease": self.lease, "stage": stage, "progress": progress, "log": log}
-        return bool(self.client._call("POST", self._path("heartbeat"), json=body).json()["cancel"])
+        return bool(self.client.call("POST", self._path("heartbeat"), json=body).json()["cancel"])
 
     def upload(self, name: str, path: Path) -> None:
         with path.open("rb") as data:
-            self.client._call(
+            self.client.call(
                 "PUT", self._path(f"artifacts/{name}"), params={"lease": self.lease}, content=data
             )
 
     def finish(self, status: str, message: str, summary: dict[str, Any] | None) -> None:
         body = {"lease": self.lease, "status": status, "message": message, "summary": summary}
-        self.client._call("POST", self._path("finish"), json=body)
+        self.client.call("POST", self._path("finish"), json=body)
 
 
 class RemoteWorker:
