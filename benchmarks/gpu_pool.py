@@ -618,26 +618,53 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def run_phases(
-    procs: Processes, hub: Hub, args: argparse.Namespace, submission: str, devices: list[str]
-) -> tuple[list[JobRun], list[JobRun]]:
-    """The pool's jobs at once, then each baseline job alone; nvidia-smi watching throughout."""
-    with GpuSampler() as sampler:
-        pool_spec = ("pool", ",".join(devices), str(len(devices)), args.jobs)
-        runs = phase(procs, hub, args, submission, pool_spec)
-        alone: list[JobRun] = []
-        for device in {"each": devices, "first": devices[:1], "none": []}[args.baseline]:
-            alone += phase(procs, hub, args, submission, (f"alone{device}", device, "1", 1))
+def record(
+    report: dict[str, Any], runs: list[JobRun], alone: list[JobRun], sampler: GpuSampler
+) -> None:
+    """Put the comparison so far into the report (kept even if a later phase runs out of time)."""
     for run in runs + alone:
         run.nvidia_smi_gpu = sampler.gpus_of(run.server_pids)
+    compare(runs, alone)
+    report["runs"] = [asdict(run) for run in runs]
+    report["alone"] = [asdict(run) for run in alone]
+    report["concurrent_pairs"] = overlaps(runs)
+    diffs = [abs(run.diff_pct) for run in runs if run.diff_pct is not None]
+    report["max_abs_diff_pct"] = max(diffs, default=None)
+
+
+def run_phases(
+    procs: Processes,
+    hub: Hub,
+    args: argparse.Namespace,
+    submission: str,
+    report: dict[str, Any],
+) -> tuple[list[JobRun], list[JobRun]]:
+    """The pool's jobs at once, then each baseline job alone; nvidia-smi watching throughout."""
+    devices, timings = report["devices"], report["timings_s"]
+    runs: list[JobRun] = []
+    alone: list[JobRun] = []
+    with GpuSampler() as sampler:
+        started = time.monotonic()
+        pool = ("pool", ",".join(devices), str(len(devices)), args.jobs)
+        runs = phase(procs, hub, args, submission, pool)
+        timings["pool"] = round(time.monotonic() - started, 1)
+        record(report, runs, alone, sampler)
+        for device in {"each": devices, "first": devices[:1], "none": []}[args.baseline]:
+            started = time.monotonic()
+            alone += phase(procs, hub, args, submission, (f"alone{device}", device, "1", 1))
+            timings[f"alone{device}"] = round(time.monotonic() - started, 1)
+            record(report, runs, alone, sampler)
     return runs, alone
 
 
 def benchmark(procs: Processes, args: argparse.Namespace, report: dict[str, Any]) -> None:
     """Set up broker, hub and entry, run the phases, print and record the comparison."""
     report["machine"] = machine()
-    report["devices"] = devices = devices_of(args)
+    report["devices"] = devices_of(args)
+    report["timings_s"] = timings = {}
+    started = time.monotonic()
     report["model"] = str(model := prepare_model(args, args.workdir))
+    timings["checkpoint"] = round(time.monotonic() - started, 1)
     if not args.broker:
         args.broker = start_redis(procs, args.redis_server, args.workdir / "redis")
     args.broker_url = report["broker"] = args.broker
@@ -647,15 +674,9 @@ def benchmark(procs: Processes, args: argparse.Namespace, report: dict[str, Any]
     entry = write_entry(args.workdir, args, model)
     report["manifest"] = json.loads((entry / "manifest.json").read_text())
     submission = hub.post("/v1/submissions", (200, 201), content=bundle(entry))["id"]
-    runs, alone = run_phases(procs, hub, args, submission, devices)
-    compare(runs, alone)
-    pairs = overlaps(runs)
-    print_report(runs, alone, pairs)
-    report["runs"] = [asdict(run) for run in runs]
-    report["alone"] = [asdict(run) for run in alone]
-    report["concurrent_pairs"] = pairs
-    diffs = [abs(run.diff_pct) for run in runs if run.diff_pct is not None]
-    report["max_abs_diff_pct"] = max(diffs, default=None)
+    timings["setup"] = round(time.monotonic() - started - timings["checkpoint"], 1)
+    runs, alone = run_phases(procs, hub, args, submission, report)
+    print_report(runs, alone, report["concurrent_pairs"])
 
 
 def reset_workdir(workdir: Path) -> None:
