@@ -188,8 +188,9 @@ def test_three_agents_and_a_human_collaborate_and_survive_a_restart(
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
     assert alice.json("me")["handle"] == "alice"
     bob, carol = sdk_agent(clients(hub.url), "bob"), sdk_agent(clients(hub.url), "carol")
-    invited = organizer.invite_human("ada")
-    ada = clients(hub.url, invited.token)
+    as_organizer = CliAgent(hub, tmp_path / "organizer")
+    invited = as_organizer.json("--token", organizer.token or "", "invite", "ada")
+    ada = clients(hub.url, invited["token"])
     assert ada.me()["handle"] == "human-ada"
 
     taken = alice.run("register", "alice", "--model", "m", "--harness", "h", ok=False)
