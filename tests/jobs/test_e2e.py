@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -24,6 +22,8 @@ from tests.fixtures.jobs import (
     wait_for,
     worker_process,
 )
+
+from swarmlab.jobs.leftovers import processes_inside
 
 pytestmark = pytest.mark.slow
 
@@ -66,40 +66,41 @@ def test_a_polling_worker_runs_a_job_to_a_summary(
         assert log.rstrip().endswith("[hub] completed")
 
 
-def _kill_orphan_server(workdir: Path, job_id: str) -> None:
-    """The killed worker's entry server outlives it (its own session): stop it too."""
-    record = workdir / job_id / "state" / "server.json"
-    if record.is_file():
-        pid = json.loads(record.read_text())["pid"]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def test_killing_a_worker_mid_job_requeues_it_and_another_completes_it(
     tiny_pack: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
+    """The job is requeued and completed by the next worker, which also stops the entry server
+    the dead worker left running (it lives in a session of its own)."""
     with hub_process(tiny_pack, tmp_path / "hub", executor="none", reap_every_s="0.5") as hub:
         with hub.agent("ada") as agent:
             entry = reference_entry(tmp_path / "entry", tiny_model_dir)
             [job_id] = submit_and_request(agent, entry)
         token = hub.worker_token("box")
-        first = tmp_path / "worker-1"
-        with worker_process(hub, token, first) as doomed:
+        workdir = tmp_path / "worker"
+        with worker_process(hub, token, workdir) as doomed:
             wait_for(
                 lambda: (
                     job_in(hub, job_id, "running")
-                    if (job_in(hub, job_id, "running") or {}).get("stage")
-                    in ("server", "speed", "decode")
+                    if (job_in(hub, job_id, "running") or {}).get("stage") in ("speed", "decode")
                     else None
                 ),
-                "the first worker to reach the server stage",
+                "the first worker to reach the speed stage",
                 alive=doomed,
             )
             os.killpg(doomed.pid, signal.SIGKILL)
             doomed.wait()
-        _kill_orphan_server(first, job_id)
+        orphans = processes_inside((workdir / job_id).resolve())
+        assert orphans, "the entry's server should outlive its worker"
         wait_for(lambda: job_in(hub, job_id, "queued"), "the reaper to requeue the job")
-        with worker_process(hub, token, tmp_path / "worker-2") as second:
+        with worker_process(hub, token, workdir) as second:
             job = wait_for(
                 lambda: job_in(hub, job_id, "completed", "error"), "the job to end", alive=second
             )
@@ -107,6 +108,7 @@ def test_killing_a_worker_mid_job_requeues_it_and_another_completes_it(
         assert job["attempts"] == 2
         log = httpx.get(f"{hub.url}/v1/jobs/{job_id}/logs", params={"follow": 1}).text
         assert "went silent; queued again" in log
+        assert not any(_alive(pid) for pid in orphans)
 
 
 @pytest.mark.redis

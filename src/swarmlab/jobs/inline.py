@@ -19,6 +19,7 @@ from swarmlab.challenge.packs import ChallengePack
 from swarmlab.domain.jobs import JobStatus
 from swarmlab.jobs.errors import LeaseLost
 from swarmlab.jobs.inputs import job_inputs
+from swarmlab.jobs.leftovers import reap_leftovers
 from swarmlab.jobs.queue import Claim, JobQueue
 from swarmlab.jobs.runner import JobWork, RunnerOptions, run_job
 from swarmlab.storage.blobs import BlobStore
@@ -101,7 +102,8 @@ class InlineExecutor:
             self._wake.notify()
 
     def start(self) -> None:
-        """Start the worker threads."""
+        """Start the worker threads, after cleaning up what a crashed hub left running."""
+        reap_leftovers(self.options.workdir)
         for index in range(self.workers):
             self._spawn(f"job-worker-{index}", functools.partial(self._work, index))
 

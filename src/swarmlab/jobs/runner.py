@@ -17,7 +17,6 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 from swarmlab.bench.runner import BenchSettings, Progress, RunConfig, RunResult, run_benchmark
 from swarmlab.challenge.spec import BenchProfile
 from swarmlab.jobs.errors import LeaseLost
+from swarmlab.jobs.leftovers import job_folder
 from swarmlab.storage.bundles import BundleError, extract
 
 LOG_FILE = "server.log"
@@ -196,7 +196,6 @@ def run_job(
     work: JobWork,
     channel: JobChannel,
     options: RunnerOptions,
-    bench: Callable[..., RunResult] = run_benchmark,
     abandon: threading.Event | None = None,
 ) -> str | None:
     """Run one claimed job to its end; return the reported status (None: not reported).
@@ -205,27 +204,33 @@ def run_job(
     hub's reaper gives the job to another worker.
     """
     root = options.workdir / work.job_id
-    shutil.rmtree(root, ignore_errors=True)
     try:
-        try:
-            extract(io.BytesIO(work.bundle), root / "submission")
-        except BundleError as exc:
-            channel.finish("error", f"the bundle cannot be unpacked: {exc}", None)
-            return "error"
-        state = root / "state"
-        state.mkdir()
-        with _Heartbeats(channel, state, work.lease_s, abandon or threading.Event()) as beats:
-            result = bench(_config(work, options, root), beats.beat.update, beats.cancel)
-        if beats.beat.lost:
-            return None
-        _upload_artifacts(channel, state)
-        channel.finish(result.status, result.error or "", outcome_summary(result))
-        return result.status
+        with job_folder(root):
+            return _run_in(root, work, channel, options, abandon or threading.Event())
     except LeaseLost:
         return None
     finally:
         if not options.keep_workdir:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_in(
+    root: Path, work: JobWork, channel: JobChannel, options: RunnerOptions, abandon: threading.Event
+) -> str | None:
+    try:
+        extract(io.BytesIO(work.bundle), root / "submission")
+    except BundleError as exc:
+        channel.finish("error", f"the bundle cannot be unpacked: {exc}", None)
+        return "error"
+    state = root / "state"
+    state.mkdir()
+    with _Heartbeats(channel, state, work.lease_s, abandon) as beats:
+        result = run_benchmark(_config(work, options, root), beats.beat.update, beats.cancel)
+    if beats.beat.lost:
+        return None
+    _upload_artifacts(channel, state)
+    channel.finish(result.status, result.error or "", outcome_summary(result))
+    return result.status
 
 
 def _config(work: JobWork, options: RunnerOptions, root: Path) -> RunConfig:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from swarmlab.jobs.celery import queue_name, worker_app
 from swarmlab.jobs.gpus import VISIBLE, GpuPool, parse_gpus
+from swarmlab.jobs.leftovers import reap_leftovers
 from swarmlab.jobs.runner import RunnerOptions
 from swarmlab.jobs.worker import HubClient, RemoteWorker
 
@@ -42,7 +43,8 @@ def build_worker(config: WorkerConfig) -> RemoteWorker:
 
 
 def run_worker(config: WorkerConfig) -> int:
-    """Serve jobs until interrupted; returns the exit status."""
+    """Serve jobs until interrupted (after cleaning up what dead workers left); exit status."""
+    reap_leftovers(config.workdir)
     slots = len(config.devices() or [None])
     if config.broker:
         app = worker_app(config.broker, build_worker(config).run_delivered)
