@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from swarmlab.api.services.watch import park_time
 from swarmlab.api.settings import HubSettings
@@ -149,3 +150,45 @@ def test_park_time_is_clamped_and_long_waits_are_jittered() -> None:
     assert park_time(-1, 55) == 0 and park_time(2, 55) == 2
     parks = {park_time(3600, 55) for _ in range(50)}
     assert all(49.5 <= p <= 55 for p in parks) and len(parks) > 1
+
+
+async def test_a_watcher_coming_back_after_a_timeout_parks_without_a_read(
+    hub: HubHarness,
+) -> None:
+    alice = await hub.register("alice")
+    await hub.register("bob")
+    sent = await mention(hub, alice, "bob")
+    params = {"after": sent, "order": "asc", "wait": 0}
+    assert (await hub.client.get("/v1/inbox/bob", params=params)).json()["items"] == []
+    engine = hub.app.state.hub.db.engine
+    selects: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "FROM messages" in statement:
+            selects.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        again = (await hub.client.get("/v1/inbox/bob", params=params)).json()
+        assert again["items"] == [] and again["cursor"] == sent and selects == []
+        later = await mention(hub, alice, "bob", "news")
+        fresh = (await hub.client.get("/v1/inbox/bob", params=params)).json()
+        assert [i["id"] for i in fresh["items"]] == [later] and selects
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_changing_a_subscription_refreshes_a_quiet_stream(hub: HubHarness) -> None:
+    alice, bob = await hub.register("alice"), await hub.register("bob")
+    await hub.client.post("/v1/channels", json={"name": "kv", "theme": "t"}, headers=bob.headers)
+    await hub.client.post("/v1/channels/kv/subscribe", headers=alice.headers)
+    posted = await hub.client.post(
+        "/v1/messages", json={"body": "in kv", "channel": "kv"}, headers=bob.headers
+    )
+    params = {"as": "alice", "order": "asc", "wait": 0}
+    assert (await hub.client.get("/v1/updates", params=params)).json()["items"] == []
+    await hub.client.post(
+        "/v1/channels/kv/subscribe", json={"notify": "all"}, headers=alice.headers
+    )
+    items = (await hub.client.get("/v1/updates", params=params)).json()["items"]
+    assert [i["id"] for i in items] == [posted.json()["id"]]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from swarmlab.api.notifier import Notifier, WatchMarks
+from swarmlab.api.notifier import Notifier, QuietPage, WatchMarks
 from swarmlab.api.settings import HubSettings
 from swarmlab.challenge import ChallengePack, ChallengeSpec
 from swarmlab.db import Database
@@ -24,6 +24,8 @@ class Hub:
     blobs: BlobStore
     notifier: Notifier
     watch_marks: WatchMarks = field(default_factory=WatchMarks)
+    # Empty long-poll pages by (handle, stream); touched only on the event loop's thread.
+    quiet_pages: dict[tuple[str, str], QuietPage] = field(default_factory=dict)
 
     @property
     def spec(self) -> ChallengeSpec:

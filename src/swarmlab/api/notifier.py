@@ -5,6 +5,12 @@ Writers call `notify(handles, event_id)` after their transaction commits, from a
 matching waiters wake and re-query the database. Writes made by another hub process are
 caught by `recheck`: the app runs it every `recheck_s` seconds, and when the newest event id
 in the database is one this process has not announced, every waiter wakes.
+
+The notifier also keeps a generation per handle (bumped by every notify naming it) and a
+global one (bumped by broadcasts and by writes of other processes). An empty long-poll page
+stays valid while neither moves, which lets a watcher that comes straight back after a
+timeout park without reading the database again. So every write that adds to a handle's
+streams (inbox, updates, feed, or their membership) must notify that handle after it commits.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 ANYONE = "*"
 
@@ -26,6 +34,9 @@ class Notifier:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.seen_event_id = 0
+        self._generations: dict[str, int] = defaultdict(int)
+        self._global_generation = 0
+        self._lock = threading.Lock()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach to the event loop that runs the waiters."""
@@ -45,8 +56,21 @@ class Notifier:
             if not self._waiters[handle]:
                 del self._waiters[handle]
 
+    def generation(self, handle: str) -> tuple[int, int]:
+        """(global, handle) generation: if unchanged, nothing was written for `handle` since."""
+        with self._lock:
+            return self._global_generation, self._generations.get(handle, 0)
+
+    def _advance(self, handles: Collection[str] | None) -> None:
+        with self._lock:
+            if handles is None:
+                self._global_generation += 1
+            for handle in handles or ():
+                self._generations[handle] += 1
+
     def notify(self, handles: Collection[str] | None, event_id: int | None = None) -> None:
         """Wake waiters for `handles` (None: all) and every ANYONE waiter; thread-safe."""
+        self._advance(handles)
         if event_id is not None:
             self.seen_event_id = max(self.seen_event_id, event_id)
         if self._loop is None or self._loop.is_closed():
@@ -63,6 +87,7 @@ class Notifier:
         """Wake everyone if the database's newest event id is one this process did not announce."""
         if newest > self.seen_event_id:
             self.seen_event_id = newest
+            self._advance(None)
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(self._wake, None)
 
@@ -70,6 +95,15 @@ class Notifier:
     def parked(self) -> int:
         """How many waiters are parked right now."""
         return sum(len(events) for events in self._waiters.values())
+
+
+@dataclass(frozen=True)
+class QuietPage:
+    """An empty stream page and the request and generation it was read under."""
+
+    request: object
+    generation: tuple[int, int]
+    page: dict[str, Any]
 
 
 class WatchMarks:

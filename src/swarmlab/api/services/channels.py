@@ -129,7 +129,9 @@ def subscribe(hub: Hub, actor: Actor, name: str, notify: Notify | None) -> dict[
         subscription = ensure_subscribed(session, name, actor.handle)
         if notify is not None:
             subscription.notify = notify
-        return render_subscription(subscription)
+        answer = render_subscription(subscription)
+    hub.notifier.notify({actor.handle})  # what the handle's streams hold has changed
+    return answer
 
 
 def unsubscribe(hub: Hub, actor: Actor, name: str) -> dict[str, Any]:
@@ -141,4 +143,5 @@ def unsubscribe(hub: Hub, actor: Actor, name: str) -> dict[str, Any]:
                 Subscription.channel == name, Subscription.handle == actor.handle
             )
         )
+    hub.notifier.notify({actor.handle})
     return {"channel": name, "handle": actor.handle, "notify": None, "subscribed": False}

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from swarmlab.api.hub import Hub
 from swarmlab.api.listing import ListParams, paginate
+from swarmlab.api.notifier import QuietPage
 from swarmlab.api.services.identity import get_account
 from swarmlab.api.services.messages import MESSAGES, render_message
 from swarmlab.db import utcnow
@@ -115,6 +116,27 @@ def park_time(wait: float, ceiling: float) -> float:
     return wait
 
 
+async def _page(hub: Hub, stream: Stream, handle: str, params: ListParams) -> dict[str, Any]:
+    """A stream page; an empty page is reused while nothing was written for `handle` since.
+
+    A watcher that comes straight back after a timeout then parks without a database read
+    (see the generations in `swarmlab.api.notifier`).
+    """
+    key = (handle, stream)
+    # Taken before the read, so a write that commits during the read leaves the stored page
+    # stale (read again next time), never wrongly fresh.
+    generation = hub.notifier.generation(handle)
+    quiet = hub.quiet_pages.get(key)
+    if quiet is not None and quiet.request == params and quiet.generation == generation:
+        return dict(quiet.page)
+    page = await run_in_threadpool(read_stream, hub, stream, handle, params)
+    if page["items"]:
+        hub.quiet_pages.pop(key, None)
+    else:
+        hub.quiet_pages[key] = QuietPage(params, generation, dict(page))
+    return page
+
+
 async def watch(
     hub: Hub, stream: Stream, handle: str, params: ListParams, wait: float | None
 ) -> dict[str, Any]:
@@ -124,7 +146,7 @@ async def watch(
     wait = park_time(wait, hub.settings.long_poll_max_s)
     started = time.monotonic()
     with hub.notifier.waiter(handle) as woken:
-        page = await run_in_threadpool(read_stream, hub, stream, handle, params)
+        page = await _page(hub, stream, handle, params)
         if wait > 0:
             hub.watch_marks.mark(handle, stream)
         while not page["items"]:
@@ -134,7 +156,7 @@ async def watch(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), remaining)
             woken.clear()
-            page = await run_in_threadpool(read_stream, hub, stream, handle, params)
+            page = await _page(hub, stream, handle, params)
     waited_ms = int((time.monotonic() - started) * 1000)
     page["watch"] = {"status": "delivered" if page["items"] else "timeout", "waited_ms": waited_ms}
     return page
