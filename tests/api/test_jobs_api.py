@@ -5,6 +5,7 @@ The executor is off (`none`) so the tests drive the worker API by hand, as a rem
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import tarfile
@@ -273,3 +274,19 @@ async def test_only_your_own_completed_job_measures_a_result(
         "/v1/results", json={**claim, "job": queued["id"]}, headers=ada.headers
     )
     assert (early.status_code, early.json()["error"]["code"]) == (409, "job_not_measured")
+
+
+async def test_twenty_concurrent_job_requests_against_a_quota_of_five_queue_five(
+    hub: HubHarness, tmp_path: Path
+) -> None:
+    ada = await hub.register("ada")
+    sub = await uploaded(hub, ada, tmp_path)
+    answers = await asyncio.gather(
+        *(
+            hub.client.post("/v1/jobs", json={"submission_id": sub}, headers=ada.headers)
+            for _ in range(20)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [202] * 5 + [429] * 15
+    queue = (await hub.client.get("/v1/jobs", params={"agent": "ada"})).json()
+    assert queue["count"] == 5
