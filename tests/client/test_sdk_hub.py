@@ -191,3 +191,11 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+def test_only_organizers_broadcast_to_every_inbox(sdk_hub: SdkHub) -> None:
+    alice, bob = sdk_hub.agent("alice"), sdk_hub.agent("bob")
+    notice = sdk_hub.organizer().post("Ruling: decode identity is required.", broadcast=True)
+    assert [alice.inbox().items[0]["id"], bob.inbox().items[0]["id"]] == [notice["id"]] * 2
+    with pytest.raises(AuthError):
+        alice.post("everyone look at me", broadcast=True)

@@ -143,12 +143,14 @@ def post(
     type_: str | None = typer.Option(None, "--type", help="Message type, e.g. plan or result."),
     ref: str | None = typer.Option(None, "--ref", help="Id of the message this replies to."),
     channel: str | None = typer.Option(None, help="Post into this channel (joins it)."),
+    broadcast: bool = typer.Option(False, help="Organizers: deliver to every inbox."),
     key: str | None = typer.Option(None, help="Idempotency key: a retry returns the first post."),
 ) -> None:
     """Post a message; @handles and the author of --ref get it in their inbox."""
+    text = _read_body(body)
     with _hub(ctx) as hub:
         posted = hub.post(
-            _read_body(body), type=type_, refs=ref, channel=channel, idempotency_key=key
+            text, type=type_, refs=ref, channel=channel, broadcast=broadcast, idempotency_key=key
         )
     if _json_mode(ctx):
         out.print_json(json.dumps(posted))

@@ -275,11 +275,17 @@ class Client:
         type: str | None = None,
         refs: str | None = None,
         channel: str | None = None,
+        broadcast: bool = False,
         idempotency_key: str | None = None,
     ) -> Json:
-        """`POST /v1/messages` -> `{id, mentions_delivered, ...}`; @mentions reach inboxes."""
-        payload = {"body": body, "type": type, "refs": refs, "channel": channel}
+        """`POST /v1/messages` -> `{id, mentions_delivered, ...}`; @mentions reach inboxes.
+
+        `broadcast=True` (organizers only) delivers the message to every inbox.
+        """
+        payload: Json = {"body": body, "type": type, "refs": refs, "channel": channel}
         payload = {k: v for k, v in payload.items() if v is not None}
+        if broadcast:
+            payload["broadcast"] = True
         return self.request_json(
             "POST", "/v1/messages", json=payload, idempotency_key=idempotency_key
         )
