@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 import swarmlab.db.models  # noqa: F401
 from swarmlab.db import Base, Database, upgrade
@@ -21,13 +21,4 @@ def test_upgrade_head_matches_the_models_and_is_repeatable(fresh_db_url: str) ->
     assert {"accounts", "messages", "results", "events"} <= set(
         inspect(db.engine).get_table_names()
     )
-    db.dispose()
-
-
-def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: object) -> None:
-    db = Database(f"sqlite:///{tmp_path}/deep/er/hub.db")  # parent folders are created
-    with db.engine.connect() as conn:
-        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
     db.dispose()

@@ -50,7 +50,8 @@ def claim(hub: Hub, actor: str, key: str, scope: Scope) -> IdempotencyRecord | N
     minutes, and the table must not grow forever.
     """
     try:
-        with hub.db.write() as session:
+        # Unsynced: the request's own (synced) commit makes the claim durable with it.
+        with hub.db.write(sync=False) as session:
             stale = utcnow() - timedelta(hours=KEEP_HOURS)
             session.execute(
                 delete(IdempotencyRecord).where(

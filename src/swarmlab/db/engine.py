@@ -21,6 +21,7 @@ SQLITE_BUSY_TIMEOUT_S = 30
 # Key of the PostgreSQL advisory lock that orders record writes (messages, results, events).
 RECORD_LOCK_KEY = 0x5357524D
 _IMMEDIATE = "swarmlab_immediate"
+_DEFERRED_SYNC = "swarmlab_deferred_sync"
 
 
 def _prepare_sqlite_file(url: URL) -> None:
@@ -44,8 +45,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = connection.get_execution_options()
+        # Outside a transaction, so it applies to the one beginning now.
+        sync = "NORMAL" if options.get(_DEFERRED_SYNC, False) else "FULL"
+        connection.exec_driver_sql(f"PRAGMA synchronous={sync}")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_IMMEDIATE) else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -80,11 +84,17 @@ class Database:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A session whose work commits on success and rolls back on any exception."""
+    def write(self, *, sync: bool = True) -> Iterator[Session]:
+        """A session whose work commits on success and rolls back on any exception.
+
+        `sync=False` (SQLite only) skips the fsync at this commit, for bookkeeping whose loss
+        in a power cut is harmless: the WAL is sequential, so the next synced commit makes it
+        durable as well, and a process crash loses nothing either way.
+        """
         with self._sessions() as session, session.begin():
             if self.is_sqlite:
-                session.connection(execution_options={_IMMEDIATE: True})
+                options = {_IMMEDIATE: True, _DEFERRED_SYNC: not sync}
+                session.connection(execution_options=options)
             yield session
 
     def lock_records(self, session: Session) -> None:

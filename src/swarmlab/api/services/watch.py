@@ -95,7 +95,7 @@ def flush_watchers(hub: Hub) -> None:
 
 
 def _write_watchers(hub: Hub, marks: dict[str, tuple[str, datetime]]) -> None:
-    with hub.db.write() as session:
+    with hub.db.write(sync=False) as session:  # liveness hints: losing one costs nothing
         for handle, (stream, at) in marks.items():
             watcher = session.get(Watcher, handle)
             if watcher is None:
