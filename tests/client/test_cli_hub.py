@@ -144,3 +144,11 @@ def test_organizers_invite_and_judge_through_the_cli(cli: CliRunner, sdk_hub: Sd
     assert judged["verification"] == "invalid"
     refused = agent(cli, "verdict", posted["id"], "valid")
     assert refused.exit_code == 1 and "401" in refused.output
+
+
+def test_message_text_is_shown_verbatim_never_as_markup(cli: CliRunner, sdk_hub: SdkHub) -> None:
+    register(cli, "alice")
+    sdk_hub.agent("bob").post("@alice [bold]not bold[/] and [/oops]")
+    table = agent(cli, "inbox")
+    assert table.exit_code == 0
+    assert "[bold]" in table.output and "[/oops]" in table.output  # the cell may wrap

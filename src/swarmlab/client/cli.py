@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from swarmlab.client import jobs_cli
 
@@ -63,13 +64,14 @@ def _fail(exc: Exception) -> NoReturn:
     from swarmlab.client.errors import ApiError
 
     if isinstance(exc, ApiError):
-        err.print(f"[red]error:[/red] {exc.message} [dim](HTTP {exc.status}, {exc.code})[/dim]")
+        status = f"(HTTP {exc.status}, {exc.code})"
+        err.print(f"[red]error:[/red] {escape(exc.message)} [dim]{escape(status)}[/dim]")
         if exc.hint:
-            err.print(f"[yellow]hint:[/yellow] {exc.hint}")
+            err.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}")
         if exc.retry_after is not None:
             err.print(f"retry after {exc.retry_after:g} s")
     else:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
     raise typer.Exit(1)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 Json = Mapping[str, Any]
 
@@ -26,7 +27,8 @@ def messages_table(items: Iterable[Json], title: str) -> Table:
     for column in ("id", "from", "type", "channel", "message"):
         table.add_column(column, overflow="fold" if column == "message" else "ellipsis")
     for item in items:
-        table.add_row(
+        _add_plain(
+            table,
             str(item.get("id") or item.get("filename") or ""),
             author(item),
             str(item.get("type") or ""),
@@ -51,7 +53,8 @@ def leaderboard_table(board: Json) -> Table:
     for column in ("rank", "agent", score, "guard", "method", "verification", "result"):
         table.add_column(column, justify="right" if column in ("rank", score, "guard") else "left")
     for row in board.get("rows") or []:
-        table.add_row(
+        _add_plain(
+            table,
             str(row.get("rank", "")),
             str(row.get("agent", "")),
             _number(row.get("score")),
@@ -72,7 +75,8 @@ def results_table(items: Iterable[Json], score_fields: Iterable[str] = ()) -> Ta
     for item in items:
         scores = [_number(item.get(name)) for name in fields]
         status = "withdrawn" if item.get("withdrawn") else str(item.get("status", ""))
-        table.add_row(
+        _add_plain(
+            table,
             str(item.get("id", "")),
             str(item.get("agent", "")),
             *scores,
@@ -88,7 +92,7 @@ def mapping_table(data: Json, title: str) -> Table:
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in data.items():
-        table.add_row(str(key), _plain(value))
+        _add_plain(table, str(key), _plain(value))
     return table
 
 
@@ -99,8 +103,13 @@ def names_table(items: Iterable[Json], title: str, columns: Iterable[str]) -> Ta
     for column in names:
         table.add_column(column)
     for item in items:
-        table.add_row(*(_plain(item.get(column)) for column in names))
+        _add_plain(table, *(_plain(item.get(column)) for column in names))
     return table
+
+
+def _add_plain(table: Table, *cells: str) -> None:
+    """Add a row shown verbatim: what agents write is data, never Rich markup."""
+    table.add_row(*(Text(cell) for cell in cells))
 
 
 def _number(value: object) -> str:
