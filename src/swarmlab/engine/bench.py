@@ -295,14 +295,7 @@ def run_bench(
     """Everything in the module docstring, in one process, on one GPU; `save` is called with
     the partial report after each section, so a run cut short still leaves its figures."""
     save = save or (lambda report: None)
-    import transformers
-
-    report = BenchReport(
-        gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        torch_version=torch.__version__,
-        transformers_version=transformers.__version__,
-        settings=asdict(settings),
-    )
+    report = _new_report(settings, device)
     progress("device copy bandwidth")
     report.copy_bandwidth_gbs = copy_bandwidth(device, settings.copy_gib)
     progress(f"random {settings.preset} weights")
@@ -311,16 +304,9 @@ def run_bench(
     vocab = model.config.vocab_size
     prompt = torch.randint(0, vocab, (settings.prompt_tokens,), generator=generator).tolist()
     progress("transformers eager generate")
-    report.transformers = measure_transformers(
-        model, torch.tensor([prompt], device=device), settings.hf_new_tokens
-    )
-    fast = FastDecoder.from_transformers(
-        model,
-        max_len=max(settings.prompt_tokens + settings.new_tokens, 512 + settings.check_tokens)
-        + settings.max_k
-        + 64,
-        max_step_tokens=max(settings.prefill_chunk, settings.max_k + 1),
-    )
+    ids = torch.tensor([prompt], device=device)
+    report.transformers = measure_transformers(model, ids, settings.hf_new_tokens)
+    fast = _fast_decoder(model, settings)
     report.bytes_per_token = weight_bytes(fast)
     report.roofline_tps = report.copy_bandwidth_gbs * 1e9 / report.bytes_per_token
     save(report)
@@ -341,6 +327,27 @@ def run_bench(
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return report
+
+
+def _new_report(settings: BenchSettings, device: torch.device) -> BenchReport:
+    import transformers
+
+    return BenchReport(
+        gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        torch_version=torch.__version__,
+        transformers_version=transformers.__version__,
+        settings=asdict(settings),
+    )
+
+
+def _fast_decoder(model: Any, settings: BenchSettings) -> FastDecoder:
+    """The fast decoder over `model`'s weights, its cache sized for every request of the run."""
+    longest = max(settings.prompt_tokens + settings.new_tokens, 512 + settings.check_tokens)
+    return FastDecoder.from_transformers(
+        model,
+        max_len=longest + settings.max_k + 64,
+        max_step_tokens=max(settings.prefill_chunk, settings.max_k + 1),
+    )
 
 
 def _run_mode(

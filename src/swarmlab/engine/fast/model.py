@@ -241,8 +241,11 @@ class FastDecoder(nn.Module):
         )
         return (projected + looked_up.view(-1, layers, dim)) * 2.0**-0.5
 
-    def hidden(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Run the decoder over `tokens` at `positions`, filling the cache; final-normed states."""
+    def hidden(
+        self, tokens: torch.Tensor, positions: torch.Tensor, last_only: bool = False
+    ) -> torch.Tensor:
+        """Run the decoder over `tokens` at `positions`, filling the cache; final-normed states
+        of every position, or of the last one only (`last_only`, for prefill)."""
         if tokens.shape[0] > self.max_step_tokens:
             raise ValueError(
                 f"a step holds at most {self.max_step_tokens} tokens (the sliding-window ring "
@@ -252,7 +255,13 @@ class FastDecoder(nn.Module):
         ple = self.per_layer_inputs(tokens, x) if self.shape.ple_dim else None
         step = self.cache.begin_step(positions)
         rope = {kind: (cos[positions], sin[positions]) for kind, (cos, sin) in self.rope.items()}
+        first_shared = self.shape.num_layers - self.shape.num_kv_shared_layers
         for i, block in enumerate(cast(list[Block], self.blocks)):
+            if last_only and i == first_shared:
+                # Shared-KV layers write no cache: only the last position matters from here on.
+                x, ple = x[-1:], None if ple is None else ple[-1:]
+                step = {kind: (slots[-1:], mask[-1:]) for kind, (slots, mask) in step.items()}
+                rope = {kind: (cos[-1:], sin[-1:]) for kind, (cos, sin) in rope.items()}
             x = block(x, None if ple is None else ple[:, i], rope[block.kind], self.cache, step)
         return rms_norm(x, self.final_norm, self.shape.rms_norm_eps)
 

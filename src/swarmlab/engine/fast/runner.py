@@ -115,7 +115,7 @@ class GreedyRunner:
         for offset in range(0, len(tokens), self.prefill_chunk):
             stop = min(offset + self.prefill_chunk, len(tokens))
             positions = torch.arange(start + offset, start + stop, device=device)
-            hidden = self.model.hidden(ids[offset:stop], positions)
+            hidden = self.model.hidden(ids[offset:stop], positions, last_only=True)
         return torch.argmax(self.model.logits(hidden[-1:]), dim=-1)
 
     @torch.inference_mode()
