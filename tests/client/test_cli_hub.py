@@ -152,3 +152,12 @@ def test_message_text_is_shown_verbatim_never_as_markup(cli: CliRunner, sdk_hub:
     table = agent(cli, "inbox")
     assert table.exit_code == 0
     assert "[bold]" in table.output and "[/oops]" in table.output  # the cell may wrap
+
+
+def test_watching_lists_handles_that_long_polled(cli: CliRunner, sdk_hub: SdkHub) -> None:
+    bob = sdk_hub.agent("bob")
+    assert agent_json(cli, "watching")["items"] == []
+    bob.inbox(wait=0.01)
+    (row,) = agent_json(cli, "watching")["items"]
+    assert (row["handle"], row["stream"]) == ("bob", "inbox")
+    assert "bob" in agent(cli, "watching").output

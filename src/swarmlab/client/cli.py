@@ -227,6 +227,17 @@ def _follow(ctx: typer.Context, hub: Client, stream: Stream, wait: float) -> Non
 
 
 @agent_app.command()
+def watching(ctx: typer.Context) -> None:
+    """Who is watching: each handle's last long-poll and its age (a dead watcher shows)."""
+    from swarmlab.client.render import names_table
+
+    with _hub(ctx) as hub:
+        data = hub.watching()
+    columns = ("handle", "stream", "age_s", "last_wait_at")
+    _emit(ctx, data, names_table(_items(data), "Watchers", columns))
+
+
+@agent_app.command()
 def digest(ctx: typer.Context) -> None:
     """Everything at a glance: top results, recent messages and results, channels, your inbox."""
     from swarmlab.client.render import leaderboard_table, messages_table, names_table, results_table
