@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from swarmlab.engine.backend import Backend, BackendOptions, create_backend
-from swarmlab.engine.fast.backend import FastBackend, FastOptionError, FastOptions
+from swarmlab.engine.fast.backend import ENV_NAMES, FastBackend, FastOptionError, FastOptions
 
 PROMPT = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 5  # longer than the sliding window
 
@@ -59,7 +59,7 @@ def test_prompt_logprobs_match_the_reference_backend(
     ("env", "message"),
     [
         ({"SWARMLAB_FAST_KERNELS": "fp4"}, "one of torch, triton, int8"),
-        ({"SWARMLAB_FAST_KERNELS": "triton"}, "needs --device cuda"),
+        ({"SWARMLAB_FAST_KERNELS": "triton"}, "needs --device cuda and the triton"),
         ({"SWARMLAB_FAST_K": "zero"}, "positive integer"),
         ({"SWARMLAB_FAST_MAX_CONTEXT": "0"}, "positive integer"),
     ],
@@ -87,3 +87,21 @@ def test_serve_with_backend_fast_answers_completions(
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["token_ids"] == reference.generate(PROMPT, 16, None)
     assert too_long.status_code == 400
+
+
+def test_the_fast_example_submission_is_valid_and_names_only_known_settings(tmp_path: Path) -> None:
+    import shutil
+
+    from swarmlab.bench.manifest import load_manifest
+
+    example = (
+        Path(__file__).resolve().parents[3] / "challenges" / "fast-gemma" / "examples" / "fast"
+    )
+    copy = tmp_path / "fast"
+    shutil.copytree(example, copy)
+    (copy / "model").mkdir()
+    manifest = load_manifest(copy)
+    assert manifest.serve == ("python", "serve.py")
+    assert "--backend" in (copy / "serve.py").read_text(encoding="utf-8")
+    fast_settings = {key for key in manifest.env if key.startswith("SWARMLAB_FAST_")}
+    assert fast_settings and fast_settings <= set(ENV_NAMES)

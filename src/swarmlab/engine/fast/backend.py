@@ -6,7 +6,7 @@ them in its `env` map), declared once in `FastOptions`:
 | variable | default | meaning |
 | --- | --- | --- |
 | `SWARMLAB_FAST_MAX_CONTEXT` | 4096 | positions in the static KV cache (prompt + new tokens) |
-| `SWARMLAB_FAST_KERNELS` | `triton` on CUDA, else `torch` | `torch`, `triton` (Triton mat-vecs) or `int8` (weight-only int8 + Triton) |
+| `SWARMLAB_FAST_KERNELS` | `triton` on CUDA with triton installed, else `torch` | `torch`, `triton` (Triton mat-vecs) or `int8` (weight-only int8 + Triton) |
 | `SWARMLAB_FAST_COMPILE` | `1` on CUDA | torch.compile the decode step (before CUDA-graph capture) |
 | `SWARMLAB_FAST_DRAFT` | empty | speculative drafter: empty (off), `ngram`, or a draft checkpoint directory |
 | `SWARMLAB_FAST_K` | 4 | speculative tokens per step |
@@ -14,6 +14,7 @@ them in its `env` map), declared once in `FastOptions`:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,13 @@ from swarmlab.engine.speculative import (
 )
 
 KERNELS = ("torch", "triton", "int8")
+ENV_NAMES = (
+    "SWARMLAB_FAST_MAX_CONTEXT",
+    "SWARMLAB_FAST_KERNELS",
+    "SWARMLAB_FAST_COMPILE",
+    "SWARMLAB_FAST_DRAFT",
+    "SWARMLAB_FAST_K",
+)
 
 
 class FastOptionError(ValueError):
@@ -54,9 +62,10 @@ class FastOptions:
     @classmethod
     def from_env(cls, env: Mapping[str, str], device: str) -> FastOptions:
         cuda = device.startswith("cuda")
+        triton_ready = cuda and importlib.util.find_spec("triton") is not None
         options = cls(
             max_context=_int(env, "SWARMLAB_FAST_MAX_CONTEXT", 4096),
-            kernels=env.get("SWARMLAB_FAST_KERNELS", "triton" if cuda else "torch"),
+            kernels=env.get("SWARMLAB_FAST_KERNELS", "triton" if triton_ready else "torch"),
             compile_step=env.get("SWARMLAB_FAST_COMPILE", "1" if cuda else "0") == "1",
             draft=env.get("SWARMLAB_FAST_DRAFT", ""),
             k=_int(env, "SWARMLAB_FAST_K", 4),
@@ -65,9 +74,10 @@ class FastOptions:
             raise FastOptionError(
                 f"SWARMLAB_FAST_KERNELS={options.kernels!r}; use one of {', '.join(KERNELS)}"
             )
-        if options.kernels != "torch" and not cuda:
+        if options.kernels != "torch" and not triton_ready:
             raise FastOptionError(
-                f"SWARMLAB_FAST_KERNELS={options.kernels} needs --device cuda; unset it on CPU"
+                f"SWARMLAB_FAST_KERNELS={options.kernels} needs --device cuda and the triton "
+                "package; set SWARMLAB_FAST_KERNELS=torch"
             )
         return options
 
