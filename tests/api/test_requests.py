@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from starlette.datastructures import Headers
 
+from swarmlab.api.idempotency import caller_key
 from swarmlab.api.settings import HubSettings
 from swarmlab.db import utcnow
 from swarmlab.db.models import IdempotencyRecord
@@ -197,3 +199,22 @@ async def test_idempotency_keys_expire_after_a_day(hub: HubHarness) -> None:
     await hub.client.post("/v1/messages", json={"body": "second"}, headers=fresh)
     with db.read() as session:
         assert session.scalars(select(IdempotencyRecord.key)).all() == ["fresh"]
+
+
+async def test_a_claim_the_hub_never_answered_is_reported_as_unknown(hub: HubHarness) -> None:
+    alice = await hub.register("alice")
+    db = hub.app.state.hub.db
+    with db.write() as session:  # what a hub that died mid-request leaves behind
+        session.add(
+            IdempotencyRecord(
+                actor=caller_key(Headers(alice.headers)),
+                key="lost",
+                method="POST",
+                path="/v1/messages",
+                created_at=utcnow() - timedelta(minutes=11),
+            )
+        )
+    headers = alice.headers | {"Idempotency-Key": "lost"}
+    retry = await hub.client.post("/v1/messages", json={"body": "again"}, headers=headers)
+    assert retry.status_code == 409
+    assert retry.json()["error"]["code"] == "idempotency_outcome_unknown"

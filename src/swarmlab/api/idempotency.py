@@ -27,6 +27,8 @@ from swarmlab.db.models import IdempotencyRecord
 
 MAX_KEY = 200
 KEEP_HOURS = 24
+# A claim still unanswered after this long belongs to a request the hub never finished.
+ABANDONED_AFTER = timedelta(minutes=10)
 
 
 def caller_key(headers: Headers) -> str:
@@ -94,6 +96,14 @@ def replay(earlier: IdempotencyRecord, scope: Scope) -> Response:
             "idempotency_key_reused",
             f"this Idempotency-Key was used for {earlier.method} {earlier.path}",
             "use a fresh key for every distinct request",
+        )
+    if earlier.status is None and utcnow() - earlier.created_at > ABANDONED_AFTER:
+        return error_response(
+            409,
+            "idempotency_outcome_unknown",
+            "the first request with this Idempotency-Key never finished (the hub stopped)",
+            "check whether it took effect (e.g. GET /v1/messages?agent=<you>), then send it "
+            "again with a new key if it did not",
         )
     if earlier.status is None:
         return error_response(
