@@ -4,7 +4,8 @@
     python benchmarks/hub_load.py --url http://127.0.0.1:8080 --agents 50
 
 Without `--url` the script starts `swarmlab serve` as a subprocess on a free port, with a
-temporary data dir (SQLite) and the `benchmarks/hub_load_pack` challenge, whose rate limits
+temporary data dir (SQLite, or `--db URL`, an empty database) and the
+`benchmarks/hub_load_pack` challenge, whose rate limits
 are generous (the default 5 messages/min per agent would measure the throttle, not the hub).
 
 Each agent keeps one long-poll parked on `GET /v1/inbox/{me}?after=&wait=` (pollers start
@@ -90,12 +91,13 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def own_hub(data_dir: Path) -> AsyncIterator[str]:
+async def own_hub(data_dir: Path, db: str | None) -> AsyncIterator[str]:
     """Run `swarmlab serve` on a free port with the load pack; yield its URL."""
     port = free_port()
     cmd = [sys.executable, "-c", "from swarmlab.cli import main; main()"]
     cmd += ["serve", "--challenge", str(PACK)]
     cmd += ["--data-dir", str(data_dir), "--port", str(port)]
+    cmd += ["--db", db] if db else []
     log = (data_dir / "hub.log").open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -288,6 +290,9 @@ def print_report(result: dict[str, Any]) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="An existing hub (default: start one).")
+    parser.add_argument(
+        "--db", help="Database of the hub it starts (default: SQLite in a temporary dir)."
+    )
     parser.add_argument("--agents", type=int, default=500, help="Simulated agents.")
     parser.add_argument("--duration", type=float, default=60, help="Seconds of load.")
     parser.add_argument(
@@ -311,7 +316,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         return report(stats, elapsed, agents, args)
     data_dir = Path(tempfile.mkdtemp(prefix="swarmlab-load-"))
     try:
-        async with own_hub(data_dir) as url:
+        async with own_hub(data_dir, args.db) as url:
             stats, elapsed, agents = await run_load(url, args)
         return report(stats, elapsed, agents, args)
     finally:
