@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from swarmlab.challenge.spec import ChallengeSpec
 from swarmlab.domain.jobs import JobPurpose, JobStatus
@@ -20,9 +20,13 @@ from swarmlab.jobs.queue import JobQueue
 CLAIM_RTOL = 1e-9
 
 
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _number(summary: dict[str, Any], field: str, job_id: str) -> float:
     value = summary.get(field)
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+    if not _is_number(value):
         raise JobNotMeasured(
             f"job {job_id}'s summary has no `{field}`",
             "post the result of a job that ran every stage (see its summary.json)",
@@ -32,7 +36,8 @@ def _number(summary: dict[str, Any], field: str, job_id: str) -> float:
 
 @dataclass(frozen=True)
 class Measured:
-    """What a job measured for a result: the score and guardrail fields, and its submission."""
+    """What a job measured for a result: the score and guardrail fields, every other required
+    field its summary holds as a number, and its submission."""
 
     fields: dict[str, float]
     submission: str
@@ -41,10 +46,10 @@ class Measured:
 def measured_fields(
     queue: JobQueue, spec: ChallengeSpec, job_id: str, author: str, claimed: dict[str, Any]
 ) -> Measured:
-    """The score and guardrail a job measured, for a result its owner posts.
+    """The numbers a job measured, for a result its owner posts.
 
     Raises UnknownRecord, NotYours (someone else's job), JobNotMeasured (not completed), or
-    ClaimMismatch when ``claimed`` carries a score or guardrail different from the job's.
+    ClaimMismatch when ``claimed`` carries any number that differs from the job's summary.
     """
     try:
         job = queue.get(job_id)
@@ -60,20 +65,23 @@ def measured_fields(
             f"job {job_id} is {job['status']}, not completed",
             "wait for it to complete (swarmlab jobs watch ID), then post its result",
         )
-    fields = [spec.scoring.score_field]
-    if spec.scoring.guardrail is not None:
-        fields.append(spec.scoring.guardrail.field)
-    measured = {field: _number(job["summary"], field, job_id) for field in fields}
-    _check_claims(job_id, claimed, measured)
+    summary: dict[str, Any] = job["summary"]
+    scoring = spec.scoring
+    needed = [scoring.score_field, *([scoring.guardrail.field] if scoring.guardrail else [])]
+    measured = {field: _number(summary, field, job_id) for field in needed}
+    extra = [f for f in scoring.required_fields if f not in measured and _is_number(summary.get(f))]
+    measured |= {field: float(summary[field]) for field in extra}
+    _check_claims(job_id, claimed, summary)
     return Measured(measured, job["submission"])
 
 
-def _check_claims(job_id: str, claimed: dict[str, Any], measured: dict[str, float]) -> None:
-    for field, value in measured.items():
+def _check_claims(job_id: str, claimed: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Every number the claim shares with the job's summary must be the job's."""
+    for field, value in summary.items():
         claim = claimed.get(field)
-        if claim is None:
+        if claim is None or not _is_number(value):
             continue
-        if not isinstance(claim, int | float) or not math.isclose(claim, value, rel_tol=CLAIM_RTOL):
+        if not _is_number(claim) or not math.isclose(claim, value, rel_tol=CLAIM_RTOL):
             raise ClaimMismatch(
                 f"the result claims {field} = {claim} but job {job_id} measured {field} = {value:g}",
                 f"leave {field} out (the hub fills it from the job) or claim exactly what it measured",

@@ -250,14 +250,17 @@ class JobQueue:
         with self.db.read() as session:
             return [job_json(job) for job in session.scalars(query)]
 
-    def logs(self, job_id: str, after: int = 0) -> tuple[list[dict[str, Any]], str]:
-        """Log chunks after sequence number ``after``, and the job's status."""
+    def logs(
+        self, job_id: str, after: int = 0, limit: int = 500
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Up to ``limit`` log chunks after sequence number ``after``, and the job's status."""
         with self.db.read() as session:
             job = self._job(session, job_id)
             chunks = session.scalars(
                 select(JobLogChunk)
                 .where(JobLogChunk.job_id == job_id, JobLogChunk.seq > after)
                 .order_by(JobLogChunk.seq)
+                .limit(limit)
             )
             return [{"seq": c.seq, "text": c.text} for c in chunks], job.status
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from swarmlab.bench.errors import ManifestError
 from swarmlab.bench.manifest import load_manifest
@@ -73,23 +75,32 @@ def store_submission(
     check_size(len(data), cap)
     manifest = validated_manifest(data)
     sha256 = blobs.put(data)
-    with db.write() as session:
-        existing = session.scalars(
-            select(Submission).where(Submission.owner == owner, Submission.sha256 == sha256)
-        ).first()
-        if existing is not None:
-            return submission_json(existing), False
-        row = Submission(
-            id=f"sub-{secrets.token_hex(6)}",
-            owner=owner,
-            sha256=sha256,
-            size=len(data),
-            manifest=manifest,
-            created_at=utcnow(),
-        )
-        session.add(row)
-        session.flush()
-        return submission_json(row), True
+    try:
+        with db.write() as session:
+            existing = _existing(session, owner, sha256)
+            if existing is not None:
+                return submission_json(existing), False
+            row = Submission(
+                id=f"sub-{secrets.token_hex(6)}",
+                owner=owner,
+                sha256=sha256,
+                size=len(data),
+                manifest=manifest,
+                created_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            return submission_json(row), True
+    except IntegrityError:  # the same upload, concurrently: the other one won
+        with db.read() as session:
+            winner = _existing(session, owner, sha256)
+            assert winner is not None
+            return submission_json(winner), False
+
+
+def _existing(session: Session, owner: str, sha256: str) -> Submission | None:
+    query = select(Submission).where(Submission.owner == owner, Submission.sha256 == sha256)
+    return session.scalars(query).first()
 
 
 def get_submission(db: Database, submission_id: str) -> dict[str, Any]:
