@@ -10,19 +10,21 @@ import pytest
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
+from swarmlab.api.serve import HubServer
 from swarmlab.cli import app as cli
 
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Record uvicorn.run calls instead of listening (uvicorn is not ours to test)."""
+    """Record what the server would run instead of listening (uvicorn is not ours to test)."""
     calls: list[dict[str, Any]] = []
 
-    def fake_run(app: FastAPI, **kwargs: Any) -> None:
-        calls.append({"app": app, **kwargs})
+    def fake_run(server: HubServer, sockets: object = None) -> None:
+        app: FastAPI = server.config.app
+        calls.append({"app": app, "host": server.config.host, "port": server.config.port})
         app.state.hub.db.dispose()
 
-    monkeypatch.setattr("uvicorn.run", fake_run)
+    monkeypatch.setattr(HubServer, "run", fake_run)
     return calls
 
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
+from swarmlab.api.services import events
 from swarmlab.api.services.watch import park_time
 from swarmlab.api.settings import HubSettings
 from tests.fixtures.hub import HubHarness, Member, start_hub, until_parked
@@ -192,3 +193,17 @@ async def test_changing_a_subscription_refreshes_a_quiet_stream(hub: HubHarness)
     )
     items = (await hub.client.get("/v1/updates", params=params)).json()["items"]
     assert [i["id"] for i in items] == [posted.json()["id"]]
+
+
+async def test_stopping_the_hub_answers_parked_polls_at_once(hub: HubHarness) -> None:
+    await hub.register("bob")
+    app_hub = hub.app.state.hub
+    poll = asyncio.create_task(hub.client.get("/v1/inbox/bob", params={"wait": 30}))
+    stream = events.stream(app_hub, 0, None, follow=True)
+    frames = asyncio.create_task(anext(stream))  # type: ignore[arg-type]
+    await until_parked(app_hub, 2)
+    app_hub.notifier.close()
+    page = (await asyncio.wait_for(poll, 10)).json()
+    assert page["items"] == [] and page["watch"]["status"] == "timeout"
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(frames, 10)

@@ -37,6 +37,7 @@ class Notifier:
         self._generations: dict[str, int] = defaultdict(int)
         self._global_generation = 0
         self._lock = threading.Lock()
+        self.closing = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach to the event loop that runs the waiters."""
@@ -90,6 +91,12 @@ class Notifier:
             self._advance(None)
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(self._wake, None)
+
+    def close(self) -> None:
+        """The hub is stopping: wake every waiter; parked polls answer now, streams end."""
+        self.closing = True
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake, None)
 
     @property
     def parked(self) -> int:

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
 from rich.console import Console
 
 from swarmlab.api.app import create_app
+from swarmlab.api.notifier import Notifier
 from swarmlab.api.services.identity import ORGANIZER, ensure_organizer
 from swarmlab.api.settings import HubSettings
+
+SHUTDOWN_GRACE_S = 5
+
+
+class HubServer(uvicorn.Server):
+    """uvicorn, plus: on SIGINT/SIGTERM parked long-polls answer at once and event streams end.
+
+    Otherwise they would hold a graceful shutdown for up to a minute; their clients reconnect.
+    Anything still running after SHUTDOWN_GRACE_S is cancelled by uvicorn.
+    """
+
+    def __init__(self, config: uvicorn.Config, notifier: Notifier) -> None:
+        super().__init__(config)
+        self.notifier = notifier
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.notifier.close()
+        super().handle_exit(sig, frame)
 
 
 def write_secret(path: Path, secret: str) -> None:
@@ -45,4 +65,12 @@ def serve(overrides: dict[str, Any], console: Console) -> None:
     )
     # No per-request access log: writes are in the audit log, and at hundreds of parked
     # long-polls a line per poll costs more CPU than serving them.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
+    HubServer(config, app.state.hub.notifier).run()

@@ -52,7 +52,7 @@ async def stream(
                 yield format_event(event)
             if len(batch) == BATCH:
                 continue
-            if not follow:
+            if not follow or hub.notifier.closing:
                 return
             try:
                 await asyncio.wait_for(woken.wait(), KEEPALIVE_S)

@@ -149,7 +149,7 @@ async def watch(
         page = await _page(hub, stream, handle, params)
         if wait > 0:
             hub.watch_marks.mark(handle, stream)
-        while not page["items"]:
+        while not page["items"] and not hub.notifier.closing:
             remaining = wait - (time.monotonic() - started)
             if remaining <= 0:
                 break
