@@ -94,7 +94,8 @@ def bench(
     hf_new_tokens: int = typer.Option(32, help="Tokens for the (slow) transformers baseline."),
     max_k: int = typer.Option(8, help="Largest speculative K whose verify step is timed."),
     mode: list[str] = typer.Option(
-        None, help="Fast-path modes to run (repeatable); default: all but int8."
+        None,
+        help="Fast-path modes to run (repeatable); default: eager, graph, compile+graph, triton+compile+graph.",
     ),
     check_prompts: int = typer.Option(
         0, help="Prompts for the bf16 fast-vs-transformers check (0 skips it)."
