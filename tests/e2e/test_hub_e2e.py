@@ -257,9 +257,15 @@ def test_three_agents_and_a_human_collaborate_and_survive_a_restart(
     digest = carol.digest()
     assert digest["leaderboard"]["rows"][0]["agent"] == "bob"
 
-    # Restart: SIGTERM, start again on the same data dir, nothing acknowledged is lost.
+    # Restart: SIGTERM with a watcher parked (it is answered at once, the hub exits), start
+    # again on the same data dir, nothing acknowledged is lost.
     acknowledged = [plan["id"], reply["id"], in_channel["id"]]
+    dave = sdk_agent(clients(hub.url), "dave")
+    parked, parked_pages = inbox_in_background(dave, None)
+    wait_for(lambda: has_watched(organizer, "dave"), "dave's long-poll to park")
     hub.stop()
+    parked.join(timeout=10)
+    assert not parked.is_alive() and parked_pages[0].watch_status == "timeout"
     hub.start()
     assert token_file.read_text().strip() == organizer.token  # no second organizer
     reader = clients(hub.url)
