@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda")
     model = random_transformers_model("gemma-4-e4b", device, seed=0)
-    fast = FastDecoder.from_transformers(model, max_len=2048, max_step_tokens=1024)
+    fast = FastDecoder.from_transformers(model, max_len=2048, max_step_tokens=9)
     del model
     if not args.cublas:
         swap_linears(fast, GemvLinear, use_kernel=True)

@@ -22,8 +22,8 @@ KS = (1, 3, 6)
 
 
 def runner_for(model: Any, widths: tuple[int, ...] = ()) -> GreedyRunner:
-    fast = FastDecoder.from_transformers(model, max_len=128, max_step_tokens=16)
-    return GreedyRunner(fast, prefill_chunk=8, verify_widths=widths)
+    fast = FastDecoder.from_transformers(model, max_len=128, max_step_tokens=8)
+    return GreedyRunner(fast, prefill_chunk=12, verify_widths=widths)
 
 
 @pytest.fixture(scope="module")

@@ -346,7 +346,7 @@ def _fast_decoder(model: Any, settings: BenchSettings) -> FastDecoder:
     return FastDecoder.from_transformers(
         model,
         max_len=longest + settings.max_k + 64,
-        max_step_tokens=max(settings.prefill_chunk, settings.max_k + 1),
+        max_step_tokens=settings.max_k + 1,
     )
 
 

@@ -2,13 +2,18 @@
 
 Every buffer is allocated once, so a captured CUDA graph can write into it at positions held
 in device tensors. Global layers keep one slot per position up to `max_len`. Sliding layers keep
-a ring of `window + max_step_tokens` slots: writing a step of T tokens overwrites only positions
-that no query of this step or a later one can see, which is also what makes a rejected
-speculative suffix harmless (its slots carry a future position and stay masked until rewritten).
-Layers that share KV own no buffer: they read the buffers of their source layer.
+a ring of `window + max_step_tokens` slots with the position each slot holds: a step of at most
+`max_step_tokens` tokens (a decode or verification step) writes its keys straight into the ring,
+overwriting only positions no query of this step or a later one can see, which is also what
+makes a rejected speculative suffix harmless (its slots carry a future position and stay masked
+until rewritten). A wider step (a prefill chunk) attends over the ring plus its own keys and
+writes the ring once every layer has run, so the ring, which decode reads every step, stays
+small. Layers that share KV own no buffer: they read their source layer's.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import torch
 
@@ -17,6 +22,22 @@ from swarmlab.engine.fast.config import GLOBAL, SLIDING, DecoderShape
 
 class ContextTooLongError(ValueError):
     """A request needs more positions than the cache was built for."""
+
+
+@dataclass
+class Step:
+    """One forward step's view of the cache: where to write and what each query may see."""
+
+    positions: torch.Tensor
+    slots: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor]
+    wide: bool
+    pending: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    def last_query(self) -> Step:
+        """The same step for its last query only (what KV-sharing layers need in prefill)."""
+        masks = {kind: mask[-1:] for kind, mask in self.masks.items()}
+        return Step(self.positions, self.slots, masks, self.wide, self.pending)
 
 
 class KVCache:
@@ -60,19 +81,52 @@ class KVCache:
                 "--max-context"
             )
 
-    def begin_step(self, positions: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Record this step's positions; return per layer type (write slots, attention mask)."""
-        ring_slots = positions % self.ring
-        self.slot_positions.index_copy_(0, ring_slots, positions)
+    def begin_step(self, positions: torch.Tensor) -> Step:
+        """Record this step's positions (narrow steps) and build every layer type's mask."""
         query = positions[:, None]
-        visible = self.slot_positions[None, :]
-        sliding_mask = (visible >= 0) & (visible <= query) & (visible > query - self.window)
         global_mask = self.global_positions[None, :] <= query
-        return {SLIDING: (ring_slots, sliding_mask), GLOBAL: (positions, global_mask)}
+        ring_slots = positions % self.ring
+        wide = positions.shape[0] + self.window > self.ring
+        if wide:
+            # Ring entries at or past this step's first position are stale (an earlier, longer
+            # request, or a rejected draft): this step's own keys stand for those positions.
+            ring = self.slot_positions[None, :]
+            ring_visible = (ring >= 0) & (ring < positions[:1]) & (ring > query - self.window)
+            own_visible = (positions[None, :] <= query) & (positions[None, :] > query - self.window)
+            sliding_mask = torch.cat((ring_visible, own_visible), dim=1)
+        else:
+            self.slot_positions.index_copy_(0, ring_slots, positions)
+            visible = self.slot_positions[None, :]
+            sliding_mask = (visible >= 0) & (visible <= query) & (visible > query - self.window)
+        slots = {SLIDING: ring_slots, GLOBAL: positions}
+        return Step(positions, slots, {SLIDING: sliding_mask, GLOBAL: global_mask}, wide)
 
-    def write(
-        self, layer: int, slots: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+    def store(
+        self, layer: int, kind: str, step: Step, key: torch.Tensor, value: torch.Tensor
     ) -> None:
-        """Store one layer's keys and values ([kv_heads, T, head_dim]) at `slots`."""
-        self.keys[layer].index_copy_(1, slots, key)
-        self.values[layer].index_copy_(1, slots, value)
+        """Keep one layer's keys and values ([kv_heads, T, head_dim]) for this step."""
+        if kind == SLIDING and step.wide:
+            step.pending[layer] = (key, value)
+            return
+        self.keys[layer].index_copy_(1, step.slots[kind], key)
+        self.values[layer].index_copy_(1, step.slots[kind], value)
+
+    def visible(self, layer: int, kind: str, step: Step) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values a query of `kind` attends over, in the column order of its mask."""
+        keys, values = self.keys[layer], self.values[layer]
+        if kind == SLIDING and step.wide:
+            key, value = step.pending[layer]
+            return torch.cat((keys, key), dim=1), torch.cat((values, value), dim=1)
+        return keys, values
+
+    def finish_step(self, step: Step) -> None:
+        """Write a wide step's last `ring` positions of every sliding layer into its ring."""
+        if not step.wide:
+            return
+        keep = min(step.positions.shape[0], self.ring)
+        positions = step.positions[-keep:]
+        slots = positions % self.ring
+        for layer, (key, value) in step.pending.items():
+            self.keys[layer].index_copy_(1, slots, key[:, -keep:])
+            self.values[layer].index_copy_(1, slots, value[:, -keep:])
+        self.slot_positions.index_copy_(0, slots, positions)

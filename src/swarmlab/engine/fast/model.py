@@ -16,9 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from swarmlab.engine.fast.config import GLOBAL, AttentionShape, DecoderShape, shape_from_config
-from swarmlab.engine.fast.kv_cache import KVCache
-
-StepContext = dict[str, tuple[torch.Tensor, torch.Tensor]]
+from swarmlab.engine.fast.kv_cache import KVCache, Step
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
@@ -121,17 +119,17 @@ class Attention(nn.Module):
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
         cache: KVCache,
-        step: StepContext,
+        step: Step,
     ) -> torch.Tensor:
         tokens = x.shape[0]
         cos, sin = rope
         qkv = self.qkv(x)
         q = qkv[:, : self.q_size].view(tokens, -1, self.head_dim)
         q = rotate(rms_norm(q, self.q_norm, self.eps), cos, sin)
-        slots, mask = step[self.kind]
         if self.owns_cache:
-            self._store(qkv, tokens, rope, cache, slots)
-        out = attend(q, cache.keys[self.source], cache.values[self.source], mask)
+            self._store(qkv, tokens, rope, cache, step)
+        keys, values = cache.visible(self.source, self.kind, step)
+        out = attend(q, keys, values, step.masks[self.kind])
         return self.o_proj(out)
 
     def _store(
@@ -140,13 +138,13 @@ class Attention(nn.Module):
         tokens: int,
         rope: tuple[torch.Tensor, torch.Tensor],
         cache: KVCache,
-        slots: torch.Tensor,
+        step: Step,
     ) -> None:
         raw_k = qkv[:, self.q_size : self.q_size + self.kv_size].view(tokens, -1, self.head_dim)
         raw_v = raw_k if self.k_eq_v else qkv[:, self.q_size + self.kv_size :]
         k = rotate(rms_norm(raw_k, self.k_norm, self.eps), *rope)
         v = rms_norm(raw_v.reshape(tokens, -1, self.head_dim), None, self.eps)
-        cache.write(self.layer, slots, k.transpose(0, 1), v.transpose(0, 1))
+        cache.store(self.layer, self.kind, step, k.transpose(0, 1), v.transpose(0, 1))
 
 
 class Block(nn.Module):
@@ -176,7 +174,7 @@ class Block(nn.Module):
         ple: torch.Tensor | None,
         rope: tuple[torch.Tensor, torch.Tensor],
         cache: KVCache,
-        step: StepContext,
+        step: Step,
     ) -> torch.Tensor:
         h = self.attention(rms_norm(x, self.input_norm, self.eps), rope, cache, step)
         x = x + rms_norm(h, self.post_attention_norm, self.eps)
@@ -246,11 +244,6 @@ class FastDecoder(nn.Module):
     ) -> torch.Tensor:
         """Run the decoder over `tokens` at `positions`, filling the cache; final-normed states
         of every position, or of the last one only (`last_only`, for prefill)."""
-        if tokens.shape[0] > self.max_step_tokens:
-            raise ValueError(
-                f"a step holds at most {self.max_step_tokens} tokens (the sliding-window ring "
-                f"is sized for that), got {tokens.shape[0]}; feed the prompt in chunks"
-            )
         x = F.embedding(tokens, self.embed) * self.embed_scale
         ple = self.per_layer_inputs(tokens, x) if self.shape.ple_dim else None
         step = self.cache.begin_step(positions)
@@ -260,9 +253,10 @@ class FastDecoder(nn.Module):
             if last_only and i == first_shared:
                 # Shared-KV layers write no cache: only the last position matters from here on.
                 x, ple = x[-1:], None if ple is None else ple[-1:]
-                step = {kind: (slots[-1:], mask[-1:]) for kind, (slots, mask) in step.items()}
+                step = step.last_query()
                 rope = {kind: (cos[-1:], sin[-1:]) for kind, (cos, sin) in rope.items()}
             x = block(x, None if ple is None else ple[:, i], rope[block.kind], self.cache, step)
+        self.cache.finish_step(step)
         return rms_norm(x, self.final_norm, self.shape.rms_norm_eps)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
