@@ -17,6 +17,7 @@ import torch
 
 from swarmlab.engine.backend import DEFAULT_PREFILL_CHUNK, BackendOptions, register_backend
 from swarmlab.engine.loading import load_model
+from swarmlab.engine.logprobs import chunk_entries
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -90,20 +91,8 @@ class ReferenceBackend:
         scored = len(prompt_ids) - 1
         for start in range(0, scored, self.prefill_chunk):
             stop = min(start + self.prefill_chunk, scored)
-            logprobs = torch.log_softmax(
-                self._logits(prompt_ids[start:stop], cache, 0).float(), dim=-1
-            )
-            targets = torch.tensor(prompt_ids[start + 1 : stop + 1], device=logprobs.device)
-            actual = logprobs.gather(1, targets[:, None])[:, 0]
-            top_values, top_ids = logprobs.max(dim=-1)
-            rows = zip(
-                targets.tolist(),
-                actual.tolist(),
-                top_ids.tolist(),
-                top_values.tolist(),
-                strict=True,
-            )
-            entries.extend({top: top_lp, target: lp} for target, lp, top, top_lp in rows)
+            logits = self._logits(prompt_ids[start:stop], cache, 0)
+            entries.extend(chunk_entries(logits, prompt_ids[start + 1 : stop + 1]))
         return entries
 
 

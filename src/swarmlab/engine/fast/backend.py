@@ -26,6 +26,7 @@ from swarmlab.engine.backend import BackendOptions
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import GreedyRunner
 from swarmlab.engine.loading import load_model
+from swarmlab.engine.logprobs import chunk_entries
 from swarmlab.engine.quant import GemvLinear, Int8Linear, swap_linears
 from swarmlab.engine.speculative import (
     Drafter,
@@ -158,20 +159,8 @@ class FastBackend:
         entries: list[dict[int, float] | None] = [None]
         scored = prompt_ids[:-1]
         for start, logits in self.runner.teacher_forced_logits(scored) if scored else ():
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
-            targets = torch.tensor(
-                prompt_ids[start + 1 : start + 1 + len(logits)], device=logprobs.device
-            )
-            actual = logprobs.gather(1, targets[:, None])[:, 0]
-            top_values, top_ids = logprobs.max(dim=-1)
-            rows = zip(
-                targets.tolist(),
-                actual.tolist(),
-                top_ids.tolist(),
-                top_values.tolist(),
-                strict=True,
-            )
-            entries.extend({top: top_lp, target: lp} for target, lp, top, top_lp in rows)
+            targets = prompt_ids[start + 1 : start + 1 + len(logits)]
+            entries.extend(chunk_entries(logits, targets))
         return entries
 
 
