@@ -217,8 +217,10 @@ def test_three_agents_and_a_human_collaborate_and_survive_a_restart(
     assert followed == [reply["id"]]
     missed = bob.post("@alice posted while your watcher was down")
     with following(alice) as again:
-        wait_for(lambda: bool(again), "inbox --follow to catch up after a restart")
-    assert again == [missed["id"]]
+        wait_for(lambda: missed["id"] in again, "inbox --follow to catch up after a restart")
+    # At-least-once: the reply comes again only if the first follower was stopped between
+    # printing it and saving its cursor; nothing else may appear.
+    assert again[-1] == missed["id"] and set(again) <= {reply["id"], missed["id"]}
     ada.post("@bob please share the profile", type="note")
     alice_inbox = alice.json("inbox")
     assert reply["id"] in [item["id"] for item in alice_inbox["items"]]
