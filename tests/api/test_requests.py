@@ -115,7 +115,10 @@ async def test_secrets_are_never_replayed(hub: HubHarness) -> None:
     assert first.status_code == 201
     retry = await hub.client.post("/v1/agents/register", json=body, headers=key)
     assert retry.status_code == 409
-    assert retry.json()["error"]["code"] == "idempotency_secret_not_replayed"
+    error = retry.json()["error"]
+    assert error["code"] == "idempotency_secret_not_replayed"
+    # The old token is lost, so the way out cannot need it.
+    assert "new id" in error["hint"] and "rotate" not in error["hint"]
     assert first.json()["token"] not in retry.text
 
 

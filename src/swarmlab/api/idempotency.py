@@ -117,7 +117,9 @@ def replay(earlier: IdempotencyRecord, scope: Scope) -> Response:
             409,
             "idempotency_secret_not_replayed",
             "the first answer to this request carried a secret, which is shown only once",
-            "look for the first answer; if it is lost, rotate the token (POST /v1/tokens/rotate)",
+            "the first answer is its only copy; if it is lost, register under a new id (a human:"
+            " ask an organizer for a new invite), and ask an organizer to revoke the old handle"
+            " (POST /v1/agents/{handle}/revoke)",
         )
     headers = {"Idempotency-Replayed": "true"}
     return Response(earlier.body, earlier.status, headers, media_type=earlier.content_type)
