@@ -14,6 +14,7 @@ timeout 200 python3 -m pytest tests/engine/fast tests/engine/test_speculative.py
   --noconftest -p tests.fixtures.services -p tests.fixtures.models -p tests.fixtures.fast_engine 2>&1 | tail -15 | tee "$OUT/tests.txt"
 [ "${PROFILE:-1}" = 1 ] && timeout 200 python3 benchmarks/engine_profile.py --out "$OUT/profile.txt" 2>&1 | tail -32
 [ "${KERNELS:-0}" = 1 ] && timeout 90 python3 benchmarks/engine_kernels.py --json "$OUT/kernels.json" 2>&1 | tee "$OUT/kernels.txt"
+[ "${ASSISTANT:-0}" = 1 ] && timeout 300 python3 benchmarks/engine_assistant.py 2>&1 | tee "$OUT/assistant.txt"
 [ "${BENCH:-1}" = 1 ] && timeout 420 python3 -c "from swarmlab.cli import main; main()" engine bench --random-weights \
   --check-prompts "${CHECK_PROMPTS:-16}" --prefill-chunk 1024 \
   --mode eager --mode graph --mode compile+graph --mode triton+compile+graph --mode int8+triton+compile+graph \

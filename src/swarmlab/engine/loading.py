@@ -163,15 +163,64 @@ def load_model(path: Path, device: str = "cpu", dtype: str = "float32") -> PreTr
     config = load_config(path)
     model_class = getattr(transformers, MODEL_CLASSES[config.model_type])
     hf_logging.disable_progress_bar()
+    return _weights(model_class, path, config, torch_dtype, _HINT).to(torch_device).eval()
+
+
+def _weights(
+    model_class: Any, path: Path, config: PreTrainedConfig, dtype: torch.dtype, hint: str
+) -> Any:
     try:
         loaded: Any = model_class.from_pretrained(
-            path, config=config, dtype=torch_dtype, local_files_only=True, output_loading_info=True
+            path, config=config, dtype=dtype, local_files_only=True, output_loading_info=True
         )
     except (OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot load the weights in {path} ({exc}): {_HINT}") from exc
+        raise CheckpointError(f"cannot load the weights in {path} ({exc}): {hint}") from exc
     model, info = loaded
     # transformers fills missing weights with random values; a reference must refuse instead.
     if missing := sorted(info.get("missing_keys", ())):
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise CheckpointError(f"{path} lacks {len(missing)} weights ({shown}): {_HINT}")
+        raise CheckpointError(f"{path} lacks {len(missing)} weights ({shown}): {hint}")
+    return model
+
+
+ASSISTANT_MODEL_TYPE = "gemma4_assistant"
+_ASSISTANT_HINT = (
+    "pass a local Gemma 4 MTP assistant directory (config.json with model_type "
+    "gemma4_assistant, and its safetensors weights)"
+)
+
+
+def is_assistant_checkpoint(path: Path) -> bool:
+    """Whether `path` holds a Gemma 4 MTP assistant: config.json's model_type is
+    `gemma4_assistant` (a drafter that reads the target's hidden state and KV cache)."""
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("model_type") == ASSISTANT_MODEL_TYPE
+
+
+def load_assistant(path: Path, device: str = "cpu", dtype: str = "float32") -> PreTrainedModel:
+    """A Gemma 4 MTP assistant checkpoint as transformers' `Gemma4AssistantForCausalLM`, in
+    eval mode on `device`, weights in `dtype`. It needs no tokenizer: it drafts in the
+    target's vocabulary."""
+    _offline()
+    import transformers
+    from transformers import AutoConfig
+    from transformers.utils import logging as hf_logging
+
+    torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    if not is_assistant_checkpoint(path):
+        raise CheckpointError(
+            f"{path / 'config.json'} is not a gemma4_assistant config: {_ASSISTANT_HINT}"
+        )
+    model_class = getattr(transformers, "Gemma4AssistantForCausalLM", None)
+    if model_class is None:
+        raise CheckpointError(
+            f"transformers {transformers.__version__} has no Gemma4AssistantForCausalLM: "
+            "install transformers 5.17 or later"
+        )
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    hf_logging.disable_progress_bar()
+    model = _weights(model_class, path, config, torch_dtype, _ASSISTANT_HINT)
     return model.to(torch_device).eval()

@@ -8,6 +8,7 @@ import pytest
 
 from swarmlab.engine.backend import Backend, BackendOptions, create_backend
 from swarmlab.engine.fast.backend import ENV_NAMES, FastBackend, FastOptionError, FastOptions
+from swarmlab.engine.speculative import ModelDrafter
 
 PROMPT = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 5  # longer than the sliding window
 
@@ -38,8 +39,25 @@ def test_a_draft_checkpoint_drives_speculative_decoding(
 ) -> None:
     env = {"SWARMLAB_FAST_DRAFT": str(tiny_model_dir), "SWARMLAB_FAST_K": "4"}
     fast = FastBackend.from_options(options, env)
+    assert isinstance(fast.drafter, ModelDrafter)
     assert fast.generate(PROMPT, 20, None) == reference.generate(PROMPT, 20, None)
     assert fast.max_context == 4096 - 4
+
+
+def test_an_assistant_directory_drives_mtp_drafting(
+    options: BackendOptions, reference: Backend, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from tests.fixtures.fast_engine import tiny_assistant
+
+    from swarmlab.engine.fast.assistant import AssistantDrafter
+    from swarmlab.engine.loading import load_config
+
+    tiny_assistant(load_config(tiny_model_dir), seed=6).save_pretrained(tmp_path)
+    env = {"SWARMLAB_FAST_DRAFT": str(tmp_path), "SWARMLAB_FAST_K": "5"}
+    fast = FastBackend.from_options(options, env)
+    assert isinstance(fast.drafter, AssistantDrafter)
+    assert fast.runner.model.hidden_out is not None
+    assert fast.generate(PROMPT, 20, None) == reference.generate(PROMPT, 20, None)
 
 
 def test_prompt_logprobs_match_the_reference_backend(

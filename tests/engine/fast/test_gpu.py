@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.fixtures.fast_engine import tiny_gemma
+from tests.fixtures.fast_engine import tiny_assistant, tiny_gemma
 
 from swarmlab.engine.backend import BackendOptions, create_backend
+from swarmlab.engine.fast.assistant import AssistantDrafter, MtpAssistant
 from swarmlab.engine.fast.backend import FastBackend
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import GreedyRunner
 from swarmlab.engine.quant import GemvLinear, Int8Linear, swap_linears
+from swarmlab.engine.speculative import speculative_generate
 
 pytestmark = [
     pytest.mark.gpu,
@@ -86,5 +88,44 @@ def test_fast_backend_on_cuda_equals_the_reference_backend(
         "SWARMLAB_FAST_DRAFT": draft,
     }
     fast = FastBackend.from_options(options, env)
+    prompt = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 5
+    assert fast.generate(prompt, 32, None) == reference.generate(prompt, 32, None)
+
+
+def test_assistant_drafts_replayed_from_a_graph_equal_eager_ones() -> None:
+    """float32: the captured K-step proposal gives the eager drafts, and speculation with it
+    gives the greedy tokens."""
+    target = tiny_gemma(seed=1).to("cuda")
+    fast = FastDecoder.from_transformers(target, max_len=256, max_step_tokens=16)
+    fast.keep_hidden()
+    runner = GreedyRunner(fast, prefill_chunk=16, use_graph=True, verify_widths=(5,))
+    assistant = MtpAssistant.from_transformers(tiny_assistant(target.config, 3).to("cuda"), fast)
+    eager = AssistantDrafter(assistant, 4, use_graph=False)
+    graphed = AssistantDrafter(assistant, 4, use_graph=True)
+    assert graphed._draft.graph is not None
+    prompt = list(range(3, 40))
+    expected = runner.generate(prompt, 48)
+    context = prompt + runner.prefill(prompt).tolist()
+    assert graphed.propose(context, 4) == eager.propose(context, 4)
+    tokens, stats = speculative_generate(runner, graphed, prompt, 48, 4)
+    assert tokens == expected and stats.steps > 0
+
+
+def test_fast_backend_with_an_assistant_on_cuda_equals_the_reference_backend(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from swarmlab.engine.loading import load_config
+
+    tiny_assistant(load_config(tiny_model_dir), seed=6).save_pretrained(tmp_path)
+    options = BackendOptions(tiny_model_dir, device="cuda", dtype="float32", prefill_chunk=16)
+    reference = create_backend("reference", options)
+    env = {
+        "SWARMLAB_FAST_KERNELS": "torch",
+        "SWARMLAB_FAST_COMPILE": "0",
+        "SWARMLAB_FAST_DRAFT": str(tmp_path),
+        "SWARMLAB_FAST_K": "6",
+    }
+    fast = FastBackend.from_options(options, env)
+    assert isinstance(fast.drafter, AssistantDrafter)
     prompt = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 5
     assert fast.generate(prompt, 32, None) == reference.generate(prompt, 32, None)

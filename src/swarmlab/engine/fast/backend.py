@@ -8,7 +8,7 @@ them in its `env` map), declared once in `FastOptions`:
 | `SWARMLAB_FAST_MAX_CONTEXT` | 4096 | positions in the static KV cache (prompt + new tokens) |
 | `SWARMLAB_FAST_KERNELS` | `triton` on CUDA with triton installed, else `torch` | `torch`, `triton` (Triton mat-vecs) or `int8` (weight-only int8 + Triton) |
 | `SWARMLAB_FAST_COMPILE` | `1` on CUDA | torch.compile the decode step (before CUDA-graph capture) |
-| `SWARMLAB_FAST_DRAFT` | empty | speculative drafter: empty (off), `ngram`, or a draft checkpoint directory |
+| `SWARMLAB_FAST_DRAFT` | empty | speculative drafter: empty (off), `ngram`, a draft checkpoint directory, or a Gemma 4 MTP assistant directory (`model_type: gemma4_assistant`, detected) |
 | `SWARMLAB_FAST_K` | 4 | speculative tokens per step |
 """
 
@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 from swarmlab.engine.backend import BackendOptions
+from swarmlab.engine.fast.assistant import load_assistant_drafter
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import GreedyRunner
-from swarmlab.engine.loading import load_model
+from swarmlab.engine.loading import is_assistant_checkpoint, load_model
 from swarmlab.engine.logprobs import chunk_entries
 from swarmlab.engine.quant import GemvLinear, Int8Linear, swap_linears
 from swarmlab.engine.speculative import (
@@ -95,8 +96,10 @@ def build_runner(
     backend: BackendOptions,
     options: FastOptions,
     verify_widths: tuple[int, ...] = (),
+    keep_hidden: bool = False,
 ) -> GreedyRunner:
-    """Load a checkpoint and wrap it in a (captured, on CUDA) greedy runner."""
+    """Load a checkpoint and wrap it in a (captured, on CUDA) greedy runner; `keep_hidden`
+    leaves each step's hidden states in static buffers (for the MTP assistant drafter)."""
     model = load_model(model_dir, backend.device, backend.dtype)
     fast = FastDecoder.from_transformers(
         model,
@@ -104,6 +107,8 @@ def build_runner(
         max_step_tokens=max(backend.prefill_chunk, options.k + 1),
     )
     del model
+    if keep_hidden:
+        fast.keep_hidden()
     if options.kernels == "triton":
         swap_linears(fast, GemvLinear, use_kernel=True)
     elif options.kernels == "int8":
@@ -133,7 +138,10 @@ class FastBackend:
         """The registry's factory: options from `backend` plus SWARMLAB_FAST_* variables."""
         options = FastOptions.from_env(os.environ if env is None else env, backend.device)
         widths = (options.k + 1,) if options.draft else ()
-        runner = build_runner(backend.model_dir, backend, options, widths)
+        assistant = options.draft not in ("", "ngram") and is_assistant_checkpoint(
+            Path(options.draft)
+        )
+        runner = build_runner(backend.model_dir, backend, options, widths, keep_hidden=assistant)
         return cls(runner, _drafter(options, backend, runner), options.k)
 
     @property
@@ -169,6 +177,15 @@ def _drafter(options: FastOptions, backend: BackendOptions, runner: GreedyRunner
         return None
     if options.draft == "ngram":
         return NgramDrafter()
+    if is_assistant_checkpoint(Path(options.draft)):
+        return load_assistant_drafter(
+            Path(options.draft),
+            runner.model,
+            backend.device,
+            backend.dtype,
+            options.k,
+            use_graph=runner.use_graph,
+        )
     draft_runner = build_runner(Path(options.draft), backend, options)
     check_draft_vocabulary(runner, draft_runner)
     return ModelDrafter(draft_runner)

@@ -122,6 +122,12 @@ def _attention_shape(config: Any, kind: str) -> AttentionShape:
     )
 
 
+def layer_type_shapes(config: Any) -> dict[str, AttentionShape]:
+    """Attention geometry and rotary parameters of each layer type of a Gemma-4 text config
+    (the MTP assistant's decoder reads them without being a whole `DecoderShape`)."""
+    return {kind: _attention_shape(config, kind) for kind in dict.fromkeys(config.layer_types)}
+
+
 def _check_supported(config: Any) -> None:
     if getattr(config, "enable_moe_block", False):
         raise UnsupportedCheckpointError(

@@ -220,6 +220,9 @@ class FastDecoder(nn.Module):
         }
         self.max_step_tokens = max_step_tokens
         self.cache = KVCache(shape, max_len, max_step_tokens, self.dtype, self.device)
+        # Off unless `keep_hidden()` is called (the MTP assistant drafter reads them).
+        self.hidden_out: torch.Tensor | None = None
+        self.hidden_positions: torch.Tensor | None = None
 
     @classmethod
     def from_transformers(
@@ -257,7 +260,33 @@ class FastDecoder(nn.Module):
                 rope = {kind: (cos[-1:], sin[-1:]) for kind, (cos, sin) in rope.items()}
             x = block(x, None if ple is None else ple[:, i], rope[block.kind], self.cache, step)
         self.cache.finish_step(step)
-        return rms_norm(x, self.final_norm, self.shape.rms_norm_eps)
+        out = rms_norm(x, self.final_norm, self.shape.rms_norm_eps)
+        if self.hidden_out is not None:
+            self._keep(out, positions)
+        return out
+
+    def keep_hidden(self) -> None:
+        """From now on, every step also leaves its final-normed states, and the position of
+        each, in static buffers (`hidden_out`, `hidden_positions`; rows past the step's are
+        marked -1), so a drafter fed by the target's hidden state can read them without a
+        host sync. Call it before a runner compiles or captures the step."""
+        rows = self.max_step_tokens
+        self.hidden_out = torch.zeros(
+            rows, self.shape.hidden_size, dtype=self.dtype, device=self.device
+        )
+        self.hidden_positions = torch.full((rows,), -1, dtype=torch.long, device=self.device)
+
+    def _keep(self, out: torch.Tensor, positions: torch.Tensor) -> None:
+        kept, kept_positions = self.hidden_out, self.hidden_positions
+        assert kept is not None and kept_positions is not None
+        rows = out.shape[0]
+        if rows > kept.shape[0]:
+            # Only teacher-forced scoring runs steps this wide; no drafter follows it.
+            kept_positions.fill_(-1)
+            return
+        kept[:rows].copy_(out)
+        kept_positions[:rows].copy_(positions[-rows:])
+        kept_positions[rows:].fill_(-1)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits with Gemma's final tanh softcap, in the model dtype."""

@@ -1,0 +1,127 @@
+"""What a Gemma 4 MTP assistant proposal costs next to the target's steps, and the speed-up that
+implies at the challenge's quoted acceptance rates.
+
+Random weights (no real checkpoint here): an E4B-shaped target and an assistant of the released
+shape as far as the challenge states it (4 layers, width 256, centroid-masked head over 2,048
+clusters keeping 32); its head count and MLP width are guesses (--heads, --intermediate).
+Acceptance cannot be measured on random weights, so the projection uses the quoted
+per-position acceptance (probability that draft i is accepted). CUDA only. Usage:
+python benchmarks/engine_assistant.py [--k 4 --k 6 --k 7] [--compile] [--cublas]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from swarmlab.engine.bench import random_transformers_model
+from swarmlab.engine.fast.assistant import AssistantDrafter, MtpAssistant
+from swarmlab.engine.fast.config import GLOBAL, SLIDING, shape_from_config
+from swarmlab.engine.fast.model import FastDecoder
+from swarmlab.engine.fast.runner import GreedyRunner
+from swarmlab.engine.quant import GemvLinear, swap_linears
+
+ACCEPTANCE = (0.69, 0.53, 0.43, 0.34, 0.27, 0.22, 0.17)
+
+
+def random_assistant(target_config: Any, heads: int, intermediate: int) -> Any:
+    """A bf16 `Gemma4AssistantForCausalLM` shaped to draft for `target_config`, on CUDA."""
+    from transformers import Gemma4AssistantConfig, Gemma4AssistantForCausalLM, Gemma4TextConfig
+
+    target = shape_from_config(target_config)
+    text = Gemma4TextConfig(
+        vocab_size=target.vocab_size,
+        vocab_size_per_layer_input=0,
+        hidden_size_per_layer_input=0,
+        hidden_size=256,
+        intermediate_size=intermediate,
+        num_hidden_layers=4,
+        num_attention_heads=heads,
+        num_key_value_heads=target.attention[SLIDING].num_kv_heads,
+        num_global_key_value_heads=target.attention[GLOBAL].num_kv_heads,
+        attention_k_eq_v=True,
+        head_dim=target.attention[SLIDING].head_dim,
+        global_head_dim=target.attention[GLOBAL].head_dim,
+        sliding_window=target.sliding_window,
+        layer_types=[SLIDING, SLIDING, SLIDING, GLOBAL],
+    )
+    config = Gemma4AssistantConfig(
+        text_config=text,
+        backbone_hidden_size=target.hidden_size,
+        use_ordered_embeddings=True,
+        num_centroids=2048,
+        centroid_intermediate_top_k=32,
+    )
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device("cuda"):
+            model = Gemma4AssistantForCausalLM(config)
+            model.masked_embedding.token_ordering.copy_(torch.randperm(target.vocab_size))
+    finally:
+        torch.set_default_dtype(default)
+    return model.eval()
+
+
+def median_ms(body: Any, repeats: int = 50) -> float:
+    times = []
+    for _ in range(repeats + 5):
+        torch.cuda.synchronize()
+        began = time.perf_counter()
+        body()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times[5:]) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--k", type=int, action="append", help="drafts per step (repeatable)")
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--intermediate", type=int, default=2048)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the target step")
+    parser.add_argument("--cublas", action="store_true", help="keep cuBLAS mat-vecs")
+    args = parser.parse_args()
+    ks = tuple(args.k or (4, 6, 7))
+    torch.manual_seed(0)
+    model = random_transformers_model("gemma-4-e4b", torch.device("cuda"), seed=0)
+    assistant_model = random_assistant(model.config, args.heads, args.intermediate)
+    fast = FastDecoder.from_transformers(model, max_len=2048, max_step_tokens=512)
+    del model
+    fast.keep_hidden()
+    if not args.cublas:
+        swap_linears(fast, GemvLinear, use_kernel=True)
+    runner = GreedyRunner(
+        fast,
+        prefill_chunk=512,
+        use_graph=True,
+        compile_step=args.compile,
+        verify_widths=tuple(k + 1 for k in ks),
+    )
+    assistant = MtpAssistant.from_transformers(assistant_model, fast)
+    prompt = list(range(1000, 2024))
+    first = runner.prefill(prompt).tolist()
+    context = prompt + first
+    decode = median_ms(lambda: runner.decode_steps(1))
+    print(f"decode step {decode:.3f} ms ({1e3 / decode:.0f} tok/s)")
+    for k in ks:
+        drafter = AssistantDrafter(assistant, k, use_graph=True)
+        runner.prefill(prompt)
+        verify = median_ms(lambda k=k: runner.verify([first[0]] + [1] * k, len(prompt)))
+        propose = median_ms(lambda d=drafter, k=k: d.propose(context, k))
+        replay = median_ms(drafter._draft)
+        tokens = 1 + sum(ACCEPTANCE[:k])
+        rate = tokens / (verify + propose) * 1e3
+        print(
+            f"K={k}: verify {verify:.3f} ms, proposal {propose:.3f} ms (graph replay "
+            f"{replay:.3f} ms), {tokens:.2f} tokens/step at the quoted acceptance -> "
+            f"{rate:.0f} tok/s, {rate * decode / 1e3:.2f}x decode"
+        )
+
+
+if __name__ == "__main__":
+    main()

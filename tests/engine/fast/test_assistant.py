@@ -1,0 +1,218 @@
+"""The Gemma 4 MTP assistant drafter against transformers' own assisted generation (CPU, float32).
+
+transformers drafts with the assistant only from its `SinglePositionMultiTokenCandidateGenerator`
+inside `generate`; `hf_first_drafts` records the drafts of its first round, the round whose
+inputs (the prompt's cache, the hidden state at its last position) are the contract with no
+leftovers of earlier verifications. Our drafter must propose the same tokens after any history
+of verifications, so later rounds are checked against a fresh transformers run on the text
+accepted so far.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from tests.engine.fast.test_model import NEW_TOKENS, reference_greedy
+from tests.fixtures.fast_engine import TINY_VOCAB, tiny_assistant
+
+from swarmlab.engine.fast.assistant import AssistantDrafter, MtpAssistant
+from swarmlab.engine.fast.model import FastDecoder
+from swarmlab.engine.fast.runner import GreedyRunner
+from swarmlab.engine.loading import CheckpointError, is_assistant_checkpoint, load_assistant
+from swarmlab.engine.speculative import DraftMismatchError, speculative_generate
+
+KS = (1, 3, 6)
+MAX_K = 6
+
+
+def hf_first_drafts(target: Any, assistant: Any, prompt: list[int], k: int) -> list[int]:
+    """The drafts of transformers' first assisted round after `prompt` (greedy)."""
+    from transformers.generation.candidate_generator import (
+        SinglePositionMultiTokenCandidateGenerator as Generator,
+    )
+
+    seen: list[list[int]] = []
+    original = Generator.get_candidates
+
+    def record(self: Any, input_ids: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        ids, logits = original(self, input_ids, *args, **kwargs)
+        if logits is not None and not seen:
+            seen.append(ids[0, input_ids.shape[1] :].tolist())
+        return ids, logits
+
+    assistant.generation_config.num_assistant_tokens = k
+    Generator.get_candidates = record  # type: ignore[method-assign]
+    try:
+        target.generate(
+            torch.tensor([prompt]),
+            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            assistant_model=assistant,
+            max_new_tokens=k + 2,
+            do_sample=False,
+        )
+    finally:
+        Generator.get_candidates = original  # type: ignore[method-assign]
+    assert seen, "transformers ran no assisted round (the first token ended generation)"
+    return seen[0]
+
+
+def build(target_model: Any, assistant_model: Any) -> tuple[GreedyRunner, AssistantDrafter]:
+    fast = FastDecoder.from_transformers(target_model, max_len=128, max_step_tokens=8)
+    fast.keep_hidden()
+    runner = GreedyRunner(fast, prefill_chunk=12, verify_widths=tuple(k + 1 for k in KS))
+    assistant = MtpAssistant.from_transformers(assistant_model, fast)
+    return runner, AssistantDrafter(assistant, MAX_K, use_graph=False)
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["centroid-head", "full-head"])
+def assistant_model(request: pytest.FixtureRequest, tiny_target: Any) -> Any:
+    return tiny_assistant(tiny_target.config, seed=3, ordered=request.param)
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_target: Any, assistant_model: Any) -> tuple[GreedyRunner, AssistantDrafter]:
+    return build(tiny_target, assistant_model)
+
+
+@pytest.fixture(scope="module")
+def expected(tiny_target: Any, test_prompts: list[list[int]]) -> list[list[int]]:
+    return [reference_greedy(tiny_target, prompt, NEW_TOKENS) for prompt in test_prompts]
+
+
+def test_first_drafts_equal_transformers_assisted_generation(
+    tiny_target: Any,
+    assistant_model: Any,
+    setup: tuple[GreedyRunner, AssistantDrafter],
+    test_prompts: list[list[int]],
+) -> None:
+    runner, drafter = setup
+    for prompt in test_prompts:
+        first = runner.prefill(prompt).tolist()
+        ours = drafter.propose(prompt + first, 5)
+        theirs = hf_first_drafts(tiny_target, assistant_model, prompt, 5)
+        # transformers 5.17 stops drafting after an end-of-sequence id; 5.24 drafts all five.
+        assert theirs and ours[: len(theirs)] == theirs
+
+
+class ScriptedDrafter:
+    """Asks the assistant every round (recording what it proposed), but hands the target the
+    true continuation for the first `round % (k + 1)` drafts and a wrong token after, so every
+    acceptance count, and so every row of the kept hidden states, occurs."""
+
+    def __init__(self, assistant: AssistantDrafter, continuation: list[int]) -> None:
+        self.assistant = assistant
+        self.continuation = continuation
+        self.rounds: list[tuple[list[int], list[int]]] = []
+
+    def propose(self, context: list[int], k: int) -> list[int]:
+        self.rounds.append((context, self.assistant.propose(context, k)))
+        truth = self.continuation[len(context) : len(context) + k]
+        right = len(self.rounds) % (k + 1)
+        return (truth[:right] + [(t + 1) % TINY_VOCAB for t in truth[right:]] + [0] * k)[:k]
+
+
+def test_later_drafts_use_the_accepted_text_only(
+    tiny_target: Any,
+    assistant_model: Any,
+    setup: tuple[GreedyRunner, AssistantDrafter],
+    test_prompts: list[list[int]],
+    expected: list[list[int]],
+) -> None:
+    runner, drafter = setup
+    prompt = test_prompts[3]  # several sliding windows long
+    scripted = ScriptedDrafter(drafter, prompt + expected[3])
+    tokens, stats = speculative_generate(runner, scripted, prompt, NEW_TOKENS, 3)
+    assert tokens == expected[3]
+    assert stats.accepted_at[2] > 0 and stats.accepted < stats.drafted
+    for context, drafts in scripted.rounds[1:]:
+        theirs = hf_first_drafts(tiny_target, assistant_model, context[:-1], 3)
+        assert theirs and drafts[: len(theirs)] == theirs
+
+
+@pytest.mark.parametrize("k", KS)
+def test_assistant_speculative_decoding_equals_greedy(
+    setup: tuple[GreedyRunner, AssistantDrafter],
+    test_prompts: list[list[int]],
+    expected: list[list[int]],
+    k: int,
+) -> None:
+    runner, drafter = setup
+    for prompt, greedy in zip(test_prompts, expected, strict=True):
+        tokens, stats = speculative_generate(runner, drafter, prompt, NEW_TOKENS, k)
+        assert tokens == greedy
+        assert stats.drafted == stats.steps * k
+        assert stats.accepted + stats.steps >= NEW_TOKENS - 1
+        assert stats.accepted == sum(stats.accepted_at)
+
+
+def test_kept_hidden_states_are_the_final_normed_states(
+    tiny_target: Any, setup: tuple[GreedyRunner, AssistantDrafter], test_prompts: list[list[int]]
+) -> None:
+    runner, _ = setup
+    fast = runner.model
+    prompt = test_prompts[3]
+    with torch.no_grad():
+        states = tiny_target(torch.tensor([prompt]), output_hidden_states=True).hidden_states[-1][0]
+    runner.prefill(prompt[:-4])
+    assert fast.hidden_positions is not None and fast.hidden_out is not None
+    assert fast.hidden_positions.tolist()[:2] == [len(prompt) - 5, -1]
+    torch.testing.assert_close(fast.hidden_out[0], states[-5])
+    runner.verify(prompt[-4:], len(prompt) - 4)
+    assert fast.hidden_positions.tolist()[:5] == [*range(len(prompt) - 4, len(prompt)), -1]
+    torch.testing.assert_close(fast.hidden_out[:4], states[-4:])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"vocab": TINY_VOCAB // 2}, "vocabulary"),
+        ({"backbone": 32}, "backbone_hidden_size"),
+    ],
+)
+def test_a_mismatched_assistant_is_refused(
+    tiny_target: Any, options: dict[str, int], message: str
+) -> None:
+    fast = FastDecoder.from_transformers(tiny_target, max_len=64, max_step_tokens=8)
+    with pytest.raises(DraftMismatchError, match=message):
+        MtpAssistant.from_transformers(tiny_assistant(tiny_target.config, 4, **options), fast)
+
+
+def test_an_assistant_with_other_head_sizes_or_a_wider_window_is_refused(
+    tiny_target: Any,
+) -> None:
+    fast = FastDecoder.from_transformers(tiny_target, max_len=64, max_step_tokens=8)
+    wide = tiny_assistant(tiny_target.config, 4, window=fast.shape.sliding_window + 1)
+    with pytest.raises(DraftMismatchError, match="sliding window"):
+        MtpAssistant.from_transformers(wide, fast)
+    head_dim = fast.shape.attention["sliding_attention"].head_dim * 2
+    with pytest.raises(DraftMismatchError, match="cannot attend"):
+        MtpAssistant.from_transformers(
+            tiny_assistant(tiny_target.config, 4, head_dim=head_dim), fast
+        )
+
+
+def test_the_drafter_needs_a_target_that_keeps_its_hidden_states(
+    tiny_target: Any, assistant_model: Any
+) -> None:
+    fast = FastDecoder.from_transformers(tiny_target, max_len=64, max_step_tokens=8)
+    with pytest.raises(ValueError, match="keep_hidden"):
+        AssistantDrafter(MtpAssistant.from_transformers(assistant_model, fast), 3, use_graph=False)
+
+
+def test_an_assistant_checkpoint_loads_from_its_directory(
+    tiny_target: Any, tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    model = tiny_assistant(tiny_target.config, 5)
+    model.save_pretrained(tmp_path)
+    assert is_assistant_checkpoint(tmp_path) and not is_assistant_checkpoint(tiny_model_dir)
+    loaded = load_assistant(tmp_path)
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor)
+    with pytest.raises(CheckpointError, match="gemma4_assistant"):
+        load_assistant(tiny_model_dir)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="cannot load the weights"):
+        load_assistant(tmp_path)
