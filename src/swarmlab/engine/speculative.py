@@ -4,8 +4,9 @@ Each step a drafter proposes K tokens after the accepted text; the target model 
 pending token plus the K proposals in one fixed-width step (captured in a CUDA graph on GPU) and
 keeps the longest prefix of proposals that equals its own greedy choice, plus its own next token.
 The output is therefore plain greedy decoding of the target, token for token; drafters only
-change how many target steps it takes. Two drafters: prompt lookup (n-gram matches in the text
-so far, no model) and a smaller Gemma-4-shaped draft model with its own fast runner.
+change how many target steps it takes. Drafters: prompt lookup (n-gram matches in the text
+so far, no model), a smaller Gemma-4-shaped draft model with its own fast runner, and the
+Gemma 4 MTP assistant, which drafts from the target's own state (`fast/assistant.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from swarmlab.engine.fast.runner import EmptyPromptError, GreedyRunner
 
 
 class DraftMismatchError(ValueError):
-    """The draft model cannot draft for this target (different vocabulary)."""
+    """The draft model cannot draft for this target (another vocabulary, or an MTP assistant
+    whose widths or head sizes do not match the target's)."""
 
 
 class Drafter(Protocol):
