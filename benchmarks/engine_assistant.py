@@ -6,7 +6,7 @@ shape as far as the challenge states it (4 layers, width 256, centroid-masked he
 clusters keeping 32); its head count and MLP width are guesses (--heads, --intermediate).
 Acceptance cannot be measured on random weights, so the projection uses the quoted
 per-position acceptance (probability that draft i is accepted). CUDA only. Usage:
-python benchmarks/engine_assistant.py [--k 4 --k 6 --k 7] [--compile] [--cublas]
+python benchmarks/engine_assistant.py [--k 4 --k 6 --k 7] [--compile] [--compile-draft] [--cublas]
 """
 
 from __future__ import annotations
@@ -85,6 +85,9 @@ def main() -> None:
     parser.add_argument("--intermediate", type=int, default=2048)
     parser.add_argument("--compile", action="store_true", help="torch.compile the target step")
     parser.add_argument("--cublas", action="store_true", help="keep cuBLAS mat-vecs")
+    parser.add_argument(
+        "--compile-draft", action="store_true", help="torch.compile the assistant's proposal"
+    )
     args = parser.parse_args()
     ks = tuple(args.k or (4, 6, 7))
     torch.manual_seed(0)
@@ -109,17 +112,20 @@ def main() -> None:
     decode = median_ms(lambda: runner.decode_steps(1))
     print(f"decode step {decode:.3f} ms ({1e3 / decode:.0f} tok/s)")
     for k in ks:
-        drafter = AssistantDrafter(assistant, k, use_graph=True)
+        drafter = AssistantDrafter(assistant, k, use_graph=True, compile_step=args.compile_draft)
         runner.prefill(prompt)
         verify = median_ms(lambda k=k: runner.verify([first[0]] + [1] * k, len(prompt)))
         propose = median_ms(lambda d=drafter, k=k: d.propose(context, k))
         replay = median_ms(drafter._draft)
+        runner.prefill(prompt)
+        eager = AssistantDrafter(assistant, k, use_graph=False).propose(context, k)
+        same = drafter.propose(context, k) == eager
         tokens = 1 + sum(ACCEPTANCE[:k])
         rate = tokens / (verify + propose) * 1e3
         print(
             f"K={k}: verify {verify:.3f} ms, proposal {propose:.3f} ms (graph replay "
             f"{replay:.3f} ms), {tokens:.2f} tokens/step at the quoted acceptance -> "
-            f"{rate:.0f} tok/s, {rate * decode / 1e3:.2f}x decode"
+            f"{rate:.0f} tok/s, {rate * decode / 1e3:.2f}x decode; drafts equal eager: {same}"
         )
 
 

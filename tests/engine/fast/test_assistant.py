@@ -216,3 +216,16 @@ def test_an_assistant_checkpoint_loads_from_its_directory(
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="cannot load the weights"):
         load_assistant(tmp_path)
+
+
+# torch.compile imports torch.jit, which warns about its own deprecation on import.
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_a_compiled_proposal_gives_the_eager_drafts(
+    setup: tuple[GreedyRunner, AssistantDrafter], test_prompts: list[list[int]]
+) -> None:
+    runner, eager = setup
+    compiled = AssistantDrafter(eager.assistant, MAX_K, use_graph=False, compile_step=True)
+    for prompt in test_prompts[2:4]:
+        context = prompt + runner.prefill(prompt).tolist()
+        assert compiled.propose(context, MAX_K) == eager.propose(context, MAX_K)

@@ -19,6 +19,7 @@ cache (no host sync, fixed shapes), so on CUDA the K steps of one proposal are o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -277,10 +278,17 @@ class AssistantDrafter:
     The target must keep its hidden states (`FastDecoder.keep_hidden()`, before its runner is
     built). Each proposal picks the kept state at the position before the context's last token,
     which the target's last call (a prefill, or the verification that accepted that token)
-    computed, then runs `max_k` assistant steps, captured as one CUDA graph on CUDA.
+    computed, then runs `max_k` assistant steps, captured as one CUDA graph on CUDA
+    (`compile_step`: torch.compile'd first, which fuses their many small kernels).
     """
 
-    def __init__(self, assistant: MtpAssistant, max_k: int, use_graph: bool = True) -> None:
+    def __init__(
+        self,
+        assistant: MtpAssistant,
+        max_k: int,
+        use_graph: bool = True,
+        compile_step: bool = False,
+    ) -> None:
         target = assistant.target
         if target.hidden_out is None:
             raise ValueError(
@@ -294,19 +302,27 @@ class AssistantDrafter:
         # Position 1 sees position 0: the capture's warm-up runs stay finite.
         self.position = torch.ones(1, dtype=torch.long, device=device)
         self.drafts = torch.zeros(max_k, dtype=torch.long, device=device)
+        self._proposal: Callable[[], torch.Tensor] = self._propose_all
+        if compile_step:
+            self._proposal = torch.compile(self._propose_all, dynamic=False)
         with torch.inference_mode():
             self._draft = CapturedStep(self._body, device, use_graph)
 
     def _body(self) -> None:
+        self.drafts.copy_(self._proposal())
+
+    def _propose_all(self) -> torch.Tensor:
+        """`max_k` drafts after `token` at `position` ([max_k], on device)."""
         target = self.assistant.target
         assert target.hidden_out is not None and target.hidden_positions is not None
         kept = (target.hidden_positions == self.position - 1).to(torch.int32)
         state = target.hidden_out.index_select(0, torch.argmax(kept).view(1))
         rope, masks = self.assistant.view(self.position)
-        token = self.token
-        for index in range(self.max_k):
-            token, state = self.assistant.step(token, state, rope, masks)
-            self.drafts[index : index + 1].copy_(token)
+        tokens = [self.token]
+        for _ in range(self.max_k):
+            token, state = self.assistant.step(tokens[-1], state, rope, masks)
+            tokens.append(token)
+        return torch.cat(tokens[1:])
 
     @torch.inference_mode()
     def propose(self, context: list[int], k: int) -> list[int]:
@@ -319,10 +335,16 @@ class AssistantDrafter:
 
 
 def load_assistant_drafter(
-    path: Path, target: FastDecoder, device: str, dtype: str, max_k: int, use_graph: bool
+    path: Path,
+    target: FastDecoder,
+    device: str,
+    dtype: str,
+    max_k: int,
+    use_graph: bool,
+    compile_step: bool = False,
 ) -> AssistantDrafter:
     """An `AssistantDrafter` from a `gemma4_assistant` checkpoint directory."""
     from swarmlab.engine.loading import load_assistant
 
-    model = load_assistant(path, device, dtype)
-    return AssistantDrafter(MtpAssistant.from_transformers(model, target), max_k, use_graph)
+    assistant = MtpAssistant.from_transformers(load_assistant(path, device, dtype), target)
+    return AssistantDrafter(assistant, max_k, use_graph, compile_step)

@@ -10,6 +10,7 @@ them in its `env` map), declared once in `FastOptions`:
 | `SWARMLAB_FAST_COMPILE` | `1` on CUDA | torch.compile the decode step (before CUDA-graph capture) |
 | `SWARMLAB_FAST_DRAFT` | empty | speculative drafter: empty (off), `ngram`, a draft checkpoint directory, or a Gemma 4 MTP assistant directory (`model_type: gemma4_assistant`, detected) |
 | `SWARMLAB_FAST_K` | 4 | speculative tokens per step |
+| `SWARMLAB_FAST_COMPILE_DRAFT` | `0` | torch.compile an MTP assistant's K-step proposal (before CUDA-graph capture) |
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ ENV_NAMES = (
     "SWARMLAB_FAST_COMPILE",
     "SWARMLAB_FAST_DRAFT",
     "SWARMLAB_FAST_K",
+    "SWARMLAB_FAST_COMPILE_DRAFT",
 )
 
 
@@ -60,6 +62,7 @@ class FastOptions:
     compile_step: bool = False
     draft: str = ""
     k: int = 4
+    compile_draft: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], device: str) -> FastOptions:
@@ -71,6 +74,7 @@ class FastOptions:
             compile_step=env.get("SWARMLAB_FAST_COMPILE", "1" if cuda else "0") == "1",
             draft=env.get("SWARMLAB_FAST_DRAFT", ""),
             k=_int(env, "SWARMLAB_FAST_K", 4),
+            compile_draft=env.get("SWARMLAB_FAST_COMPILE_DRAFT", "0") == "1",
         )
         if options.kernels not in KERNELS:
             raise FastOptionError(
@@ -185,6 +189,7 @@ def _drafter(options: FastOptions, backend: BackendOptions, runner: GreedyRunner
             backend.dtype,
             options.k,
             use_graph=runner.use_graph,
+            compile_step=options.compile_draft,
         )
     draft_runner = build_runner(Path(options.draft), backend, options)
     check_draft_vocabulary(runner, draft_runner)
