@@ -4,14 +4,16 @@ One run on one GPU measures the ceiling (device copy bandwidth and the bytes a d
 must read, hence the roofline in tokens per second), the stock baseline (transformers eager
 `generate`), and the fast path in each mode (no CUDA graph, graph, torch.compile + graph,
 Triton mat-vecs, int8), each at a ~1k-token prompt and 512 new tokens, plus the cost of a
-speculative verification step for K = 1..8 and, optionally, a bf16 check of the fast path
-against transformers. Timings use CUDA events or a synchronised clock; nothing here asserts
+speculative verification step for K = 1..8, optionally the one-graph draft+verify step
+(`fast/spec_graph.py`, `spec_graph_k`) with a small random draft, and optionally a bf16 check
+of the fast path against transformers. Timings use CUDA events or a synchronised clock; nothing here asserts
 a speed, it reports one.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -20,9 +22,10 @@ from typing import Any
 
 import torch
 
-from swarmlab.engine.fast.config import preset_config
+from swarmlab.engine.fast.config import PRESETS, preset_config
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import GreedyRunner
+from swarmlab.engine.fast.spec_graph import GraphSpeculator
 from swarmlab.engine.quant import GemvLinear, Int8Linear, swap_linears, weight_bytes
 
 Progress = Callable[[str], None]
@@ -67,6 +70,8 @@ class BenchSettings:
     seed: int = 0
     copy_gib: float = 2.0
     check_fp32: bool = True
+    spec_graph_k: int = 0
+    spec_graph_mode: str = "graph"
 
 
 @dataclass
@@ -81,6 +86,7 @@ class BenchReport:
     transformers: dict[str, float] = field(default_factory=dict)
     modes: dict[str, dict[str, Any]] = field(default_factory=dict)
     speculative: list[dict[str, float]] = field(default_factory=list)
+    spec_graph: list[dict[str, Any]] = field(default_factory=list)
     check: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -315,6 +321,10 @@ def run_bench(
         result, runner = _run_mode(report, fast, mode, settings, prompt)
         report.modes[mode.name] = result
         save(report)
+        if runner is not None and settings.spec_graph_k and mode.name == settings.spec_graph_mode:
+            progress(f"one-graph speculative step, K = 1..{settings.spec_graph_k}")
+            report.spec_graph = _spec_graph_section(runner, mode, settings, prompt)
+            save(report)
         if runner is not None and mode.name == "graph" and settings.check_prompts:
             progress(f"bf16 check against transformers: {settings.check_prompts} prompts")
             prompts = _check_prompts(settings, vocab, generator)
@@ -343,10 +353,9 @@ def _new_report(settings: BenchSettings, device: torch.device) -> BenchReport:
 def _fast_decoder(model: Any, settings: BenchSettings) -> FastDecoder:
     """The fast decoder over `model`'s weights, its cache sized for every request of the run."""
     longest = max(settings.prompt_tokens + settings.new_tokens, 512 + settings.check_tokens)
+    max_k = max(settings.max_k, settings.spec_graph_k)
     return FastDecoder.from_transformers(
-        model,
-        max_len=longest + settings.max_k + 64,
-        max_step_tokens=settings.max_k + 1,
+        model, max_len=longest + max_k + 64, max_step_tokens=max_k + 1
     )
 
 
@@ -374,3 +383,99 @@ def _check_prompts(
     """Random prompts of 16-511 tokens for the bf16 check."""
     lengths = torch.randint(16, 512, (settings.check_prompts,), generator=generator).tolist()
     return [torch.randint(0, vocab, (n,), generator=generator).tolist() for n in lengths]
+
+
+# A small draft of the preset's family: same vocabulary and attention geometry, 4 layers of
+# width 256, no per-layer embeddings; only its cost matters (random weights accept ~nothing).
+DRAFT_SHAPE: dict[str, Any] = {
+    "num_hidden_layers": 4,
+    "layer_types": ["sliding_attention"] * 3 + ["full_attention"],
+    "hidden_size": 256,
+    "intermediate_size": 1024,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 1,
+    "num_kv_shared_layers": 0,
+    "hidden_size_per_layer_input": 0,
+}
+ACCEPTANCE_RATES = (0.5, 0.7, 0.9)
+
+
+def random_draft_model(preset: str, device: torch.device, seed: int) -> Any:
+    """A bf16 random `Gemma4ForCausalLM` of `DRAFT_SHAPE` with the preset's vocabulary."""
+    from transformers import Gemma4ForCausalLM, Gemma4TextConfig
+
+    preset_config(preset)  # refuses an unknown preset with the list of known ones
+    config = Gemma4TextConfig(**(PRESETS[preset] | DRAFT_SHAPE))
+    torch.manual_seed(seed)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with device:
+            model = Gemma4ForCausalLM(config)
+    finally:
+        torch.set_default_dtype(default)
+    return model.eval()
+
+
+def measure_spec_graph(
+    target: GreedyRunner, draft: GreedyRunner, prompt: list[int], max_k: int, use_graph: bool
+) -> list[dict[str, Any]]:
+    """Time of one captured draft+verify+accept step for K = 1..max_k against one plain decode
+    step of the target, with the speed-up each would give at a few per-token acceptance rates
+    (tokens per step 1 + a + ... + a^K for acceptance rate a, divided by the step's ratio)."""
+    decode = _decode_step_time(target, prompt)
+    draft_decode = _decode_step_time(draft, prompt)
+    rows = []
+    for k in range(1, max_k + 1):
+        speculator = GraphSpeculator(target, draft, k, use_graph=use_graph)
+        speculator.start(prompt, max_tokens=target.model.cache.max_len - len(prompt) - k)
+        speculator.run_steps(3)
+        one_step = functools.partial(speculator.run_steps, 1)
+        step = statistics.median(_timed(one_step) for _ in range(20))
+        ratio = step / decode
+        rows.append(
+            {
+                "k": k,
+                "step_ms": step * 1e3,
+                "decode_ms": decode * 1e3,
+                "draft_decode_ms": draft_decode * 1e3,
+                "ratio": ratio,
+                "speedup_all_accepted": (k + 1) / ratio,
+                "speedup_at_acceptance": {
+                    str(rate): sum(rate**i for i in range(k + 1)) / ratio
+                    for rate in ACCEPTANCE_RATES
+                },
+            }
+        )
+        del speculator
+        _empty_cache(target)
+    return rows
+
+
+def _decode_step_time(runner: GreedyRunner, prompt: list[int]) -> float:
+    first = runner.prefill(prompt)
+    runner.continue_greedy(first, len(prompt), 2, set())
+    return statistics.median(_timed(lambda: runner.decode_steps(1)) for _ in range(30))
+
+
+def _empty_cache(runner: GreedyRunner) -> None:
+    if runner.model.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _spec_graph_section(
+    target: GreedyRunner, mode: Mode, settings: BenchSettings, prompt: list[int]
+) -> list[dict[str, Any]]:
+    """Build the random draft in `mode` (its kernels, compile, graph) and time the step."""
+    try:
+        model = random_draft_model(settings.preset, target.model.device, settings.seed + 1)
+        fast = FastDecoder.from_transformers(
+            model,
+            max_len=target.model.cache.max_len,
+            max_step_tokens=settings.spec_graph_k + 1,
+        )
+        del model
+        draft = prepare_mode(fast, mode, settings, ())
+        return measure_spec_graph(target, draft, prompt, settings.spec_graph_k, mode.use_graph)
+    except Exception as exc:  # reported like a failing mode; the rest of the run goes on
+        return [{"error": f"{type(exc).__name__}: {exc}"}]

@@ -103,6 +103,13 @@ def bench(
     check_tokens: int = typer.Option(256, help="Tokens decoded per check prompt."),
     prefill_chunk: int = typer.Option(512, help="Prompt tokens per prefill step."),
     json_path: Path | None = typer.Option(None, "--json", help="Write the full report here."),
+    spec_graph_k: int = typer.Option(
+        0,
+        help="Time the one-graph draft+verify step for K = 1..N with a small random draft (0 skips it).",
+    ),
+    spec_graph_mode: str = typer.Option(
+        "graph", help="The mode (one of --mode) whose target runner the one-graph step uses."
+    ),
 ) -> None:
     """Measure single-stream decode speed against the GPU's memory roofline."""
     if not random_weights:
@@ -119,6 +126,13 @@ def bench(
         raise typer.BadParameter(
             f"unknown modes {unknown}; choose from {', '.join(MODES)}", param_hint="--mode"
         )
+    modes = tuple(mode or DEFAULT_MODES)
+    if spec_graph_k and spec_graph_mode not in modes:
+        raise typer.BadParameter(
+            f"{spec_graph_mode!r} is not among the modes run ({', '.join(modes)}); add it with "
+            "--mode or pick one of them",
+            param_hint="--spec-graph-mode",
+        )
     if not torch.cuda.is_available():
         console.print(
             "[red]bench needs a CUDA GPU[/red]: run it on a GPU machine (CPU timings mean nothing here)"
@@ -130,10 +144,12 @@ def bench(
         new_tokens=new_tokens,
         hf_new_tokens=hf_new_tokens,
         max_k=max_k,
-        modes=tuple(mode or DEFAULT_MODES),
+        modes=modes,
         check_prompts=check_prompts,
         check_tokens=check_tokens,
         prefill_chunk=prefill_chunk,
+        spec_graph_k=spec_graph_k,
+        spec_graph_mode=spec_graph_mode,
     )
 
     def save(report: Any) -> None:
@@ -187,3 +203,31 @@ def _print_bench(data: dict[str, Any]) -> None:
                 f"{row['ratio']:.2f}",
             )
         Console().print(spec)
+    if data.get("spec_graph"):
+        _print_spec_graph(data["spec_graph"])
+
+
+def _print_spec_graph(rows: list[dict[str, Any]]) -> None:
+    if "error" in rows[0]:
+        console.print(f"[red]one-graph speculative step failed:[/red] {rows[0]['error']}")
+        return
+    rates = list(rows[0]["speedup_at_acceptance"])
+    table = Table(
+        "K",
+        "step ms",
+        "decode ms",
+        "step / decode",
+        "x if all accepted",
+        *(f"x at {rate} acceptance" for rate in rates),
+    )
+    for row in rows:
+        table.add_row(
+            str(row["k"]),
+            f"{row['step_ms']:.2f}",
+            f"{row['decode_ms']:.2f}",
+            f"{row['ratio']:.2f}",
+            f"{row['speedup_all_accepted']:.2f}",
+            *(f"{row['speedup_at_acceptance'][rate]:.2f}" for rate in rates),
+        )
+    console.print(f"one-graph speculative step (draft decode {rows[0]['draft_decode_ms']:.2f} ms)")
+    Console().print(table)

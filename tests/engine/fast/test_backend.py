@@ -34,13 +34,22 @@ def test_fast_backend_matches_the_reference_backend(
     assert fast.generate(PROMPT[:20], 24, {stop}) == expected[: expected.index(stop) + 1]
 
 
+@pytest.mark.parametrize("one_graph", ["0", "1"])
 def test_a_draft_checkpoint_drives_speculative_decoding(
-    options: BackendOptions, reference: Backend, tiny_model_dir: Path
+    options: BackendOptions, reference: Backend, tiny_model_dir: Path, one_graph: str
 ) -> None:
-    env = {"SWARMLAB_FAST_DRAFT": str(tiny_model_dir), "SWARMLAB_FAST_K": "4"}
+    env = {
+        "SWARMLAB_FAST_DRAFT": str(tiny_model_dir),
+        "SWARMLAB_FAST_K": "4",
+        "SWARMLAB_FAST_SPEC_GRAPH": one_graph,
+    }
     fast = FastBackend.from_options(options, env)
-    assert isinstance(fast.drafter, ModelDrafter)
+    assert (fast.speculator is not None) == (one_graph == "1")
+    assert isinstance(fast.drafter, ModelDrafter) == (one_graph == "0")
     assert fast.generate(PROMPT, 20, None) == reference.generate(PROMPT, 20, None)
+    expected = reference.generate(PROMPT[:20], 24, None)
+    stop = expected[6]
+    assert fast.generate(PROMPT[:20], 24, {stop}) == expected[: expected.index(stop) + 1]
     assert fast.max_context == 4096 - 4
 
 
@@ -53,11 +62,21 @@ def test_an_assistant_directory_drives_mtp_drafting(
     from swarmlab.engine.loading import load_config
 
     tiny_assistant(load_config(tiny_model_dir), seed=6).save_pretrained(tmp_path)
-    env = {"SWARMLAB_FAST_DRAFT": str(tmp_path), "SWARMLAB_FAST_K": "5"}
+    env = {
+        "SWARMLAB_FAST_DRAFT": str(tmp_path),
+        "SWARMLAB_FAST_K": "5",
+        "SWARMLAB_FAST_SPEC_GRAPH": "1",
+    }
     fast = FastBackend.from_options(options, env)
-    assert isinstance(fast.drafter, AssistantDrafter)
+    assert isinstance(fast.drafter, AssistantDrafter) and fast.speculator is None
     assert fast.runner.model.hidden_out is not None
     assert fast.generate(PROMPT, 20, None) == reference.generate(PROMPT, 20, None)
+
+
+def test_prompt_lookup_keeps_the_host_loop(options: BackendOptions) -> None:
+    env = {"SWARMLAB_FAST_DRAFT": "ngram", "SWARMLAB_FAST_SPEC_GRAPH": "1"}
+    fast = FastBackend.from_options(options, env)
+    assert fast.speculator is None and fast.drafter is not None
 
 
 def test_prompt_logprobs_match_the_reference_backend(
@@ -80,6 +99,7 @@ def test_prompt_logprobs_match_the_reference_backend(
         ({"SWARMLAB_FAST_KERNELS": "triton"}, "needs --device cuda and the triton"),
         ({"SWARMLAB_FAST_K": "zero"}, "positive integer"),
         ({"SWARMLAB_FAST_MAX_CONTEXT": "0"}, "positive integer"),
+        ({"SWARMLAB_FAST_SPEC_GRAPH": "yes"}, "must be 0 or 1"),
     ],
 )
 def test_bad_fast_options_are_refused(env: dict[str, str], message: str) -> None:

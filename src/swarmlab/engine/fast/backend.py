@@ -11,6 +11,7 @@ them in its `env` map), declared once in `FastOptions`:
 | `SWARMLAB_FAST_DRAFT` | empty | speculative drafter: empty (off), `ngram`, a draft checkpoint directory, or a Gemma 4 MTP assistant directory (`model_type: gemma4_assistant`, detected) |
 | `SWARMLAB_FAST_K` | 4 | speculative tokens per step |
 | `SWARMLAB_FAST_COMPILE_DRAFT` | `0` | torch.compile an MTP assistant's K-step proposal (before CUDA-graph capture) |
+| `SWARMLAB_FAST_SPEC_GRAPH` | `1` on CUDA, else `0` | with a draft checkpoint (not an MTP assistant): run draft, verification and acceptance as one captured step (`fast/spec_graph.py`) instead of the host loop |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from swarmlab.engine.backend import BackendOptions
 from swarmlab.engine.fast.assistant import load_assistant_drafter
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import GreedyRunner
+from swarmlab.engine.fast.spec_graph import GraphSpeculator
 from swarmlab.engine.loading import is_assistant_checkpoint, load_model
 from swarmlab.engine.logprobs import chunk_entries
 from swarmlab.engine.quant import GemvLinear, Int8Linear, swap_linears
@@ -46,6 +48,7 @@ ENV_NAMES = (
     "SWARMLAB_FAST_DRAFT",
     "SWARMLAB_FAST_K",
     "SWARMLAB_FAST_COMPILE_DRAFT",
+    "SWARMLAB_FAST_SPEC_GRAPH",
 )
 
 
@@ -63,6 +66,7 @@ class FastOptions:
     draft: str = ""
     k: int = 4
     compile_draft: bool = False
+    spec_graph: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], device: str) -> FastOptions:
@@ -75,6 +79,7 @@ class FastOptions:
             draft=env.get("SWARMLAB_FAST_DRAFT", ""),
             k=_int(env, "SWARMLAB_FAST_K", 4),
             compile_draft=env.get("SWARMLAB_FAST_COMPILE_DRAFT", "0") == "1",
+            spec_graph=_flag(env, "SWARMLAB_FAST_SPEC_GRAPH", cuda),
         )
         if options.kernels not in KERNELS:
             raise FastOptionError(
@@ -93,6 +98,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise FastOptionError(f"{name}={raw!r} must be a positive integer")
     return int(raw)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "1" if default else "0")
+    if raw not in ("0", "1"):
+        raise FastOptionError(f"{name}={raw!r} must be 0 or 1")
+    return raw == "1"
 
 
 def build_runner(
@@ -130,10 +142,17 @@ def build_runner(
 class FastBackend:
     """Greedy decoding (optionally speculative) and prompt scoring with the fast decoder."""
 
-    def __init__(self, runner: GreedyRunner, drafter: Drafter | None = None, k: int = 4) -> None:
+    def __init__(
+        self,
+        runner: GreedyRunner,
+        drafter: Drafter | None = None,
+        k: int = 4,
+        speculator: GraphSpeculator | None = None,
+    ) -> None:
         self.runner = runner
         self.drafter = drafter
         self.k = k
+        self.speculator = speculator
 
     @classmethod
     def from_options(
@@ -141,23 +160,30 @@ class FastBackend:
     ) -> FastBackend:
         """The registry's factory: options from `backend` plus SWARMLAB_FAST_* variables."""
         options = FastOptions.from_env(os.environ if env is None else env, backend.device)
-        widths = (options.k + 1,) if options.draft else ()
-        assistant = options.draft not in ("", "ngram") and is_assistant_checkpoint(
-            Path(options.draft)
-        )
+        checkpoint = options.draft not in ("", "ngram")
+        assistant = checkpoint and is_assistant_checkpoint(Path(options.draft))
+        one_graph = options.spec_graph and checkpoint and not assistant
+        widths = (options.k + 1,) if options.draft and not one_graph else ()
         runner = build_runner(backend.model_dir, backend, options, widths, keep_hidden=assistant)
+        if one_graph:
+            draft = build_runner(Path(options.draft), backend, options)
+            return cls(runner, k=options.k, speculator=GraphSpeculator(runner, draft, options.k))
         return cls(runner, _drafter(options, backend, runner), options.k)
 
     @property
     def max_context(self) -> int:
         """Prompt plus new tokens this backend can hold (the server caps requests with it)."""
-        reserve = self.k if self.drafter is not None else 0
+        speculative = self.drafter is not None or self.speculator is not None
+        reserve = self.k if speculative else 0
         return self.runner.model.cache.max_len - reserve
 
     def generate(
         self, prompt_ids: list[int], max_tokens: int, stop_ids: set[int] | None
     ) -> list[int]:
         """Greedy continuation; see `Backend.generate`."""
+        if self.speculator is not None:
+            tokens, _ = self.speculator.generate(prompt_ids, max_tokens, stop_ids or ())
+            return tokens
         if self.drafter is None:
             return self.runner.generate(prompt_ids, max_tokens, stop_ids or ())
         tokens, _ = speculative_generate(

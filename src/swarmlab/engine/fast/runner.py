@@ -88,6 +88,12 @@ class GreedyRunner:
             self._verify_steps = {width: self._build_verify(width) for width in verify_widths}
         self.model.cache.reset()
 
+    @property
+    def step_forward(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The fixed-shape step (compiled when asked) that captured bodies call:
+        (tokens, positions) -> the greedy token after each position."""
+        return self._forward
+
     def _decode_body(self) -> None:
         nxt = self._forward(self.token, self.position)
         self.history.index_copy_(0, self.count, nxt)
