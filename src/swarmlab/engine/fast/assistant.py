@@ -315,7 +315,7 @@ class AssistantDrafter:
         """`max_k` drafts after `token` at `position` ([max_k], on device)."""
         target = self.assistant.target
         assert target.hidden_out is not None and target.hidden_positions is not None
-        kept = (target.hidden_positions == self.position - 1).to(torch.int32)
+        kept = (target.hidden_positions == self.position - 1).float()
         state = target.hidden_out.index_select(0, torch.argmax(kept).view(1))
         rope, masks = self.assistant.view(self.position)
         tokens = [self.token]
