@@ -1,7 +1,9 @@
-"""Per-shape mat-vec bandwidth on the GPU: cuBLAS (torch) against the Triton kernel.
+"""Per-shape mat-vec bandwidth on the GPU: cuBLAS (torch) against the Triton kernel, and with
+--int4 the Triton int4 kernel (groups of 128; its bandwidth counts packed weights, scales and
+offsets; autotuning its 12 configs per shape adds about a minute).
 
 Each shape is timed over enough rotating weight copies to overflow L2, replayed from a CUDA
-graph, median of repeats. Usage: python benchmarks/engine_kernels.py [--json PATH]
+graph, median of repeats. Usage: python benchmarks/engine_kernels.py [--int4] [--json PATH]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import torch
 
 from swarmlab.engine.fast import kernels
+from swarmlab.engine.quant import quantize_int4
 
 # (name, out, in) for Gemma-4 E4B's decode mat-vecs.
 SHAPES = [
@@ -49,7 +52,7 @@ def graph_time(body: Callable[[], object], replays: int = 20) -> float:
     return statistics.median(times)
 
 
-def measure(n: int, k: int) -> dict[str, float]:
+def measure(n: int, k: int, int4: bool = False) -> dict[str, float]:
     copies = max(4, int(512e6 // (n * k * 2)))
     weights = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
     x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
@@ -61,23 +64,36 @@ def measure(n: int, k: int) -> dict[str, float]:
         seconds = graph_time(lambda fn=fn: [fn(x, w) for w in weights])
         row[f"{name}_tbs"] = nbytes / seconds / 1e12
         row[f"{name}_us"] = seconds / copies * 1e6
+    if int4:
+        row |= measure_int4(weights, x)
     return row
+
+
+def measure_int4(weights: list[torch.Tensor], x: torch.Tensor) -> dict[str, float]:
+    packs = [quantize_int4(w, 128) for w in weights]
+    kernels.gemv_int4(x, *packs[0])  # autotune outside the graph
+    seconds = graph_time(lambda: [kernels.gemv_int4(x, *pack) for pack in packs])
+    int4_bytes = sum(t.numel() * t.element_size() for t in packs[0]) * len(packs)
+    return {"int4_tbs": int4_bytes / seconds / 1e12, "int4_us": seconds / len(packs) * 1e6}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--int4", action="store_true", help="also time the int4 kernel")
     args = parser.parse_args()
     results = {}
     print(
-        f"{'shape':24} {'out x in':>14} {'cuBLAS TB/s':>12} {'Triton TB/s':>12} {'cuBLAS us':>10} {'Triton us':>10}"
+        f"{'shape':24} {'out x in':>14} {'cuBLAS TB/s':>12} {'Triton TB/s':>12} {'cuBLAS us':>10} "
+        f"{'Triton us':>10} {'int4 TB/s':>10} {'int4 us':>8}"
     )
     for name, n, k in SHAPES:
-        row = measure(n, k)
+        row = measure(n, k, args.int4)
         results[name] = {"out": n, "in": k, **row}
         print(
             f"{name:24} {f'{n}x{k}':>14} {row['cublas_tbs']:12.2f} {row['triton_tbs']:12.2f} "
-            f"{row['cublas_us']:10.1f} {row['triton_us']:10.1f}"
+            f"{row['cublas_us']:10.1f} {row['triton_us']:10.1f} "
+            f"{row.get('int4_tbs', float('nan')):10.2f} {row.get('int4_us', float('nan')):8.1f}"
         )
         torch.cuda.empty_cache()
     if args.json:

@@ -68,3 +68,36 @@ def test_the_one_graph_step_is_timed_for_each_k() -> None:
         assert row["ratio"] == row["step_ms"] / row["decode_ms"]
         assert row["speedup_all_accepted"] == pytest.approx((row["k"] + 1) / row["ratio"])
         assert set(row["speedup_at_acceptance"]) == {"0.5", "0.7", "0.9"}
+
+
+@pytest.mark.slow
+def test_quantized_modes_report_bytes_and_accuracy_against_bf16() -> None:
+    """int4 runs after int8 but quantizes the bf16 weights, not int8's; both report their
+    logits against the bf16 fast path's (on CPU the swaps take their torch path)."""
+    settings = BenchSettings(
+        preset="gemma-4-tiny",
+        prompt_tokens=24,
+        new_tokens=6,
+        hf_new_tokens=2,
+        max_k=1,
+        modes=("int4+triton+graph", "eager", "int8+triton+graph"),
+        prefill_chunk=16,
+        copy_gib=0.01,
+        accuracy_prompts=3,
+        accuracy_tokens=20,
+    )
+    report = run_bench(settings, torch.device("cpu"), lambda step: None).to_json()
+    modes = report["modes"]
+    assert list(modes) == ["eager", "int8+triton+graph", "int4+triton+graph"]
+    assert all("error" not in row for row in modes.values())
+    bf16 = report["bytes_per_token"]
+    assert modes["eager"]["bytes_per_token"] == bf16
+    # int8: one byte a weight plus a bf16 scale a row; int4 in groups of 8 (the tiny preset's
+    # smallest K): half a byte plus a bf16 scale and offset per 8 weights, one byte a weight
+    assert 0.5 * bf16 < modes["int8+triton+graph"]["bytes_per_token"] < 0.6 * bf16
+    assert modes["int4+triton+graph"]["bytes_per_token"] == bf16 // 2
+    assert "accuracy" not in modes["eager"]
+    int8, int4 = modes["int8+triton+graph"]["accuracy"], modes["int4+triton+graph"]["accuracy"]
+    assert int8["prompts"] == int4["prompts"] == 3 and int8["tokens"] == 20
+    assert 0 < int8["relative_logit_error"] < int4["relative_logit_error"]
+    assert 0 <= int4["top1_agreement"] <= int8["top1_agreement"] <= 1

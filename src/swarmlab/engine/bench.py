@@ -3,10 +3,12 @@
 One run on one GPU measures the ceiling (device copy bandwidth and the bytes a decode step
 must read, hence the roofline in tokens per second), the stock baseline (transformers eager
 `generate`), and the fast path in each mode (no CUDA graph, graph, torch.compile + graph,
-Triton mat-vecs, int8), each at a ~1k-token prompt and 512 new tokens, plus the cost of a
+Triton mat-vecs, int8, int4), each at a ~1k-token prompt and 512 new tokens, plus the cost of a
 speculative verification step for K = 1..8, optionally the one-graph draft+verify step
 (`fast/spec_graph.py`, `spec_graph_k`) with a small random draft, and optionally a bf16 check
-of the fast path against transformers. Timings use CUDA events or a synchronised clock; nothing here asserts
+of the fast path against transformers. Quantized modes also report how far their teacher-forced
+logits are from the bf16 fast path's on the same weights (a few short prompts). Timings use
+CUDA events or a synchronised clock; nothing here asserts
 a speed, it reports one.
 """
 
@@ -26,7 +28,16 @@ from swarmlab.engine.fast.config import PRESETS, preset_config
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import GreedyRunner
 from swarmlab.engine.fast.spec_graph import GraphSpeculator
-from swarmlab.engine.quant import GemvLinear, Int8Linear, swap_linears, weight_bytes
+from swarmlab.engine.quant import (
+    GemvLinear,
+    Int4Linear,
+    Int8Linear,
+    int4_factory,
+    int4_group_size,
+    logit_error,
+    swap_linears,
+    weight_bytes,
+)
 
 Progress = Callable[[str], None]
 
@@ -38,7 +49,7 @@ class Mode:
     name: str
     use_graph: bool
     compile_step: bool
-    kernels: str = "cublas"  # cublas | triton | int8
+    kernels: str = "cublas"  # cublas | triton | int8 | int4
 
 
 MODES = {
@@ -51,9 +62,12 @@ MODES = {
         Mode("triton+compile+graph", use_graph=True, compile_step=True, kernels="triton"),
         Mode("int8+triton+graph", use_graph=True, compile_step=False, kernels="int8"),
         Mode("int8+triton+compile+graph", use_graph=True, compile_step=True, kernels="int8"),
+        Mode("int4+triton+graph", use_graph=True, compile_step=False, kernels="int4"),
+        Mode("int4+triton+compile+graph", use_graph=True, compile_step=True, kernels="int4"),
     )
 }
 DEFAULT_MODES = ("eager", "graph", "compile+graph", "triton+compile+graph")
+QUANTIZED = ("int8", "int4")
 
 
 @dataclass
@@ -72,6 +86,8 @@ class BenchSettings:
     check_fp32: bool = True
     spec_graph_k: int = 0
     spec_graph_mode: str = "graph"
+    accuracy_prompts: int = 4
+    accuracy_tokens: int = 64
 
 
 @dataclass
@@ -159,10 +175,13 @@ def prepare_mode(
     fast: FastDecoder, mode: Mode, settings: BenchSettings, widths: tuple[int, ...]
 ) -> GreedyRunner:
     """Swap kernels as the mode asks, then build (and capture) its runner."""
+    kernel = fast.device.type == "cuda"  # on CPU (tests) the swaps run their torch path
     if mode.kernels == "triton":
-        swap_linears(fast, GemvLinear, use_kernel=True)
+        swap_linears(fast, GemvLinear, use_kernel=kernel)
     elif mode.kernels == "int8":
-        swap_linears(fast, Int8Linear, use_kernel=True)
+        swap_linears(fast, Int8Linear, use_kernel=kernel)
+    elif mode.kernels == "int4":
+        swap_linears(fast, int4_factory(int4_group_size(fast)), use_kernel=kernel)
     return GreedyRunner(
         fast,
         prefill_chunk=settings.prefill_chunk,
@@ -287,8 +306,9 @@ def _compare(reference: torch.Tensor, fast: torch.Tensor, tokens: list[int]) -> 
 
 
 def _ordered(modes: tuple[str, ...]) -> list[Mode]:
-    """Modes that swap kernels in place (triton, then int8) must run after the others."""
-    order = {"cublas": 0, "triton": 1, "int8": 2}
+    """Modes that swap kernels in place (triton, then int8, then int4) must run after the
+    others; a quantized mode after another starts again from the bf16 weights (`_bf16`)."""
+    order = {"cublas": 0, "triton": 1, "int8": 2, "int4": 3}
     return sorted((MODES[name] for name in modes), key=lambda mode: order[mode.kernels])
 
 
@@ -316,10 +336,17 @@ def run_bench(
     report.bytes_per_token = weight_bytes(fast)
     report.roofline_tps = report.copy_bandwidth_gbs * 1e9 / report.bytes_per_token
     save(report)
+    accuracy = QuantAccuracy(settings, vocab)
     for mode in _ordered(settings.modes):
+        if mode.kernels in QUANTIZED:
+            fast = _bf16(fast, model, settings)
+            accuracy.record_reference(fast, settings.prefill_chunk)
         progress(f"fast path: {mode.name}")
         result, runner = _run_mode(report, fast, mode, settings, prompt)
         report.modes[mode.name] = result
+        if runner is not None and mode.kernels in QUANTIZED and settings.accuracy_prompts:
+            progress(f"{mode.kernels} logits against bf16: {settings.accuracy_prompts} prompts")
+            result["accuracy"] = accuracy.measure(runner)
         save(report)
         if runner is not None and settings.spec_graph_k and mode.name == settings.spec_graph_mode:
             progress(f"one-graph speculative step, K = 1..{settings.spec_graph_k}")
@@ -479,3 +506,44 @@ def _spec_graph_section(
         return measure_spec_graph(target, draft, prompt, settings.spec_graph_k, mode.use_graph)
     except Exception as exc:  # reported like a failing mode; the rest of the run goes on
         return [{"error": f"{type(exc).__name__}: {exc}"}]
+
+
+class QuantAccuracy:
+    """Quantized modes' teacher-forced logits against the bf16 fast path's, same weights.
+
+    The reference is recorded once, just before the first quantized mode swaps the weights;
+    prompts are random tokens from their own generator, so they do not move other sections'.
+    """
+
+    def __init__(self, settings: BenchSettings, vocab: int) -> None:
+        generator = torch.Generator().manual_seed(settings.seed + 1)
+        shape = (settings.accuracy_prompts, settings.accuracy_tokens)
+        self.prompts: list[list[int]] = torch.randint(0, vocab, shape, generator=generator).tolist()
+        self.reference: torch.Tensor | None = None
+
+    def record_reference(self, fast: FastDecoder, prefill_chunk: int) -> None:
+        if self.reference is None and self.prompts:
+            runner = GreedyRunner(fast, prefill_chunk=prefill_chunk, use_graph=False)
+            self.reference = self._logits(runner)
+
+    def measure(self, runner: GreedyRunner) -> dict[str, Any]:
+        """Relative logit error and top-1 agreement over every prompt position."""
+        if self.reference is None:
+            raise RuntimeError("QuantAccuracy.record_reference must run before the swap")
+        figures: dict[str, Any] = logit_error(self.reference, self._logits(runner))
+        return figures | {"prompts": len(self.prompts), "tokens": len(self.prompts[0])}
+
+    def _logits(self, runner: GreedyRunner) -> torch.Tensor:
+        chunks = [
+            logits.float()
+            for prompt in self.prompts
+            for _, logits in runner.teacher_forced_logits(prompt)
+        ]
+        return torch.cat(chunks)
+
+
+def _bf16(fast: FastDecoder, model: Any, settings: BenchSettings) -> FastDecoder:
+    """`fast` unless an earlier mode quantized it; then a fresh one over `model`'s weights."""
+    if any(isinstance(module, Int8Linear | Int4Linear) for module in fast.modules()):
+        return _fast_decoder(model, settings)
+    return fast

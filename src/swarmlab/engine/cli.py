@@ -193,6 +193,7 @@ def _print_bench(data: dict[str, Any]) -> None:
             f"{row['peak_memory_gb']:.1f}",
         )
     Console().print(table)
+    _print_accuracy(data["modes"])
     if data["speculative"]:
         spec = Table("K", "verify ms", "decode ms", "verify / decode")
         for row in data["speculative"]:
@@ -230,4 +231,19 @@ def _print_spec_graph(rows: list[dict[str, Any]]) -> None:
             *(f"{row['speedup_at_acceptance'][rate]:.2f}" for rate in rates),
         )
     console.print(f"one-graph speculative step (draft decode {rows[0]['draft_decode_ms']:.2f} ms)")
+    Console().print(table)
+
+
+def _print_accuracy(modes: dict[str, dict[str, Any]]) -> None:
+    """Quantized modes' teacher-forced logits against the bf16 fast path's."""
+    rows = {name: row["accuracy"] for name, row in modes.items() if "accuracy" in row}
+    if not rows:
+        return
+    table = Table("quantized path", "relative logit error vs bf16", "top-1 agreement")
+    for name, row in rows.items():
+        table.add_row(
+            f"{name} ({row['prompts']} x {row['tokens']} tokens)",
+            f"{row['relative_logit_error']:.3f}",
+            f"{100 * row['top1_agreement']:.1f}%",
+        )
     Console().print(table)

@@ -95,8 +95,9 @@ def test_prompt_logprobs_match_the_reference_backend(
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"SWARMLAB_FAST_KERNELS": "fp4"}, "one of torch, triton, int8"),
+        ({"SWARMLAB_FAST_KERNELS": "fp4"}, "one of torch, triton, int8, int4"),
         ({"SWARMLAB_FAST_KERNELS": "triton"}, "needs --device cuda and the triton"),
+        ({"SWARMLAB_FAST_KERNELS": "int4"}, "SWARMLAB_FAST_KERNELS=int4 needs --device cuda"),
         ({"SWARMLAB_FAST_K": "zero"}, "positive integer"),
         ({"SWARMLAB_FAST_MAX_CONTEXT": "0"}, "positive integer"),
         ({"SWARMLAB_FAST_SPEC_GRAPH": "yes"}, "must be 0 or 1"),

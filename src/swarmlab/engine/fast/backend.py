@@ -6,7 +6,7 @@ them in its `env` map), declared once in `FastOptions`:
 | variable | default | meaning |
 | --- | --- | --- |
 | `SWARMLAB_FAST_MAX_CONTEXT` | 4096 | positions in the static KV cache (prompt + new tokens) |
-| `SWARMLAB_FAST_KERNELS` | `triton` on CUDA with triton installed, else `torch` | `torch`, `triton` (Triton mat-vecs) or `int8` (weight-only int8 + Triton) |
+| `SWARMLAB_FAST_KERNELS` | `triton` on CUDA with triton installed, else `torch` | `torch`, `triton` (Triton mat-vecs), `int8` (weight-only int8 + Triton) or `int4` (weight-only int4 in groups of 128 input columns + Triton) |
 | `SWARMLAB_FAST_COMPILE` | `1` on CUDA | torch.compile the decode step (before CUDA-graph capture) |
 | `SWARMLAB_FAST_DRAFT` | empty | speculative drafter: empty (off), `ngram`, a draft checkpoint directory, or a Gemma 4 MTP assistant directory (`model_type: gemma4_assistant`, detected) |
 | `SWARMLAB_FAST_K` | 4 | speculative tokens per step |
@@ -31,7 +31,13 @@ from swarmlab.engine.fast.runner import GreedyRunner
 from swarmlab.engine.fast.spec_graph import GraphSpeculator
 from swarmlab.engine.loading import is_assistant_checkpoint, load_model
 from swarmlab.engine.logprobs import chunk_entries
-from swarmlab.engine.quant import GemvLinear, Int8Linear, swap_linears
+from swarmlab.engine.quant import (
+    GemvLinear,
+    Int8Linear,
+    int4_factory,
+    int4_group_size,
+    swap_linears,
+)
 from swarmlab.engine.speculative import (
     Drafter,
     ModelDrafter,
@@ -40,7 +46,7 @@ from swarmlab.engine.speculative import (
     speculative_generate,
 )
 
-KERNELS = ("torch", "triton", "int8")
+KERNELS = ("torch", "triton", "int8", "int4")
 ENV_NAMES = (
     "SWARMLAB_FAST_MAX_CONTEXT",
     "SWARMLAB_FAST_KERNELS",
@@ -129,6 +135,8 @@ def build_runner(
         swap_linears(fast, GemvLinear, use_kernel=True)
     elif options.kernels == "int8":
         swap_linears(fast, Int8Linear, use_kernel=True)
+    elif options.kernels == "int4":
+        swap_linears(fast, int4_factory(int4_group_size(fast)), use_kernel=True)
     cuda = fast.device.type == "cuda"
     return GreedyRunner(
         fast,
