@@ -13,6 +13,7 @@ import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -52,14 +53,14 @@ def graph_time(body: Callable[[], object], replays: int = 20) -> float:
     return statistics.median(times)
 
 
-def measure(n: int, k: int, int4: bool = False) -> dict[str, float]:
+def measure(n: int, k: int, int4: bool = False) -> dict[str, Any]:
     copies = max(4, int(512e6 // (n * k * 2)))
     weights = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
     x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
     for w in weights[:1]:
         kernels.gemv(x, w)  # autotune outside the graph
     nbytes = n * k * 2 * copies
-    row = {"copies": copies}
+    row: dict[str, Any] = {"copies": copies}
     for name, fn in (("cublas", torch.nn.functional.linear), ("triton", kernels.gemv)):
         seconds = graph_time(lambda fn=fn: [fn(x, w) for w in weights])
         row[f"{name}_tbs"] = nbytes / seconds / 1e12
@@ -69,12 +70,17 @@ def measure(n: int, k: int, int4: bool = False) -> dict[str, float]:
     return row
 
 
-def measure_int4(weights: list[torch.Tensor], x: torch.Tensor) -> dict[str, float]:
+def measure_int4(weights: list[torch.Tensor], x: torch.Tensor) -> dict[str, Any]:
     packs = [quantize_int4(w, 128) for w in weights]
     kernels.gemv_int4(x, *packs[0])  # autotune outside the graph
     seconds = graph_time(lambda: [kernels.gemv_int4(x, *pack) for pack in packs])
     int4_bytes = sum(t.numel() * t.element_size() for t in packs[0]) * len(packs)
-    return {"int4_tbs": int4_bytes / seconds / 1e12, "int4_us": seconds / len(packs) * 1e6}
+    best = kernels._gemv_int4_kernel.best_config  # which tile and dequantization order won
+    return {
+        "int4_tbs": int4_bytes / seconds / 1e12,
+        "int4_us": seconds / len(packs) * 1e6,
+        "int4_config": {**best.kwargs, "num_warps": best.num_warps, "num_stages": best.num_stages},
+    }
 
 
 def main() -> None:
@@ -93,7 +99,8 @@ def main() -> None:
         print(
             f"{name:24} {f'{n}x{k}':>14} {row['cublas_tbs']:12.2f} {row['triton_tbs']:12.2f} "
             f"{row['cublas_us']:10.1f} {row['triton_us']:10.1f} "
-            f"{row.get('int4_tbs', float('nan')):10.2f} {row.get('int4_us', float('nan')):8.1f}"
+            f"{row.get('int4_tbs', float('nan')):10.2f} {row.get('int4_us', float('nan')):8.1f} "
+            f"{row.get('int4_config', '')}"
         )
         torch.cuda.empty_cache()
     if args.json:
