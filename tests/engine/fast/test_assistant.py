@@ -19,9 +19,10 @@ import torch
 from tests.engine.fast.test_model import NEW_TOKENS, reference_greedy
 from tests.fixtures.fast_engine import TINY_VOCAB, tiny_assistant
 
-from swarmlab.engine.fast.assistant import AssistantDrafter, MtpAssistant
+from swarmlab.engine.fast.assistant import AssistantDrafter, AssistantSpeculator, MtpAssistant
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import GreedyRunner
+from swarmlab.engine.fast.spec_graph import SpeculatorSetupError
 from swarmlab.engine.loading import CheckpointError, is_assistant_checkpoint, load_assistant
 from swarmlab.engine.speculative import DraftMismatchError, speculative_generate
 
@@ -195,6 +196,74 @@ def test_assistant_speculative_decoding_equals_greedy(
         assert stats.drafted == stats.steps * k
         assert stats.accepted + stats.steps >= NEW_TOKENS - 1
         assert stats.accepted == sum(stats.accepted_at)
+
+
+@pytest.mark.parametrize("k", KS)
+def test_the_one_graph_step_keeps_and_counts_what_the_host_loop_does(
+    setup: tuple[GreedyRunner, AssistantDrafter],
+    test_prompts: list[list[int]],
+    expected: list[list[int]],
+    k: int,
+) -> None:
+    """Same drafts from the same kept states: the device step equals the host loop."""
+    runner, drafter = setup
+    speculator = AssistantSpeculator(runner, drafter.assistant, k)
+    for prompt, greedy in zip(test_prompts, expected, strict=True):
+        tokens, ours = speculator.generate(prompt, NEW_TOKENS)
+        _, theirs = speculative_generate(runner, drafter, prompt, NEW_TOKENS, k)
+        assert tokens == greedy
+        assert ours == theirs
+    stop = expected[3][9]
+    tokens, _ = speculator.generate(test_prompts[3], NEW_TOKENS, {stop})
+    assert tokens == expected[3][: expected[3].index(stop) + 1]
+
+
+class ScriptedSpeculator(AssistantSpeculator):
+    """The one-graph step (run eagerly) that records what the assistant drafted each step but
+    verifies the true continuation for the first `step % (k + 1)` drafts and wrong tokens after,
+    so every acceptance count, and every row of the kept hidden states, occurs."""
+
+    def __init__(self, runner: GreedyRunner, drafter: AssistantDrafter, text: list[int]) -> None:
+        self.text = text
+        self.rounds: list[tuple[int, int, list[int]]] = []
+        super().__init__(runner, drafter.assistant, 3, use_graph=False)
+
+    def _draft_tokens(self) -> torch.Tensor:
+        drafts = super()._draft_tokens()
+        position = int(self.position)
+        self.rounds.append((position, int(self.pending), drafts.tolist()))
+        truth = (self.text[position + 1 : position + 1 + self.k] + [0] * self.k)[: self.k]
+        right = len(self.rounds) % (self.k + 1)
+        scripted = truth[:right] + [(t + 1) % TINY_VOCAB for t in truth[right:]]
+        return torch.tensor(scripted, device=drafts.device)
+
+
+def test_the_one_graph_step_drafts_from_the_accepted_text_only(
+    tiny_target: Any,
+    assistant_model: Any,
+    setup: tuple[GreedyRunner, AssistantDrafter],
+    test_prompts: list[list[int]],
+    expected: list[list[int]],
+) -> None:
+    runner, drafter = setup
+    prompt = test_prompts[3]
+    text = prompt + expected[3]
+    scripted = ScriptedSpeculator(runner, drafter, text)
+    tokens, stats = scripted.generate(prompt, NEW_TOKENS)
+    assert tokens == expected[3]
+    assert stats.accepted_at[2] > 0 and stats.accepted < stats.drafted
+    for position, pending, drafts in scripted.rounds[1:]:
+        assert pending == text[position]
+        assert hf_drafts(tiny_target, assistant_model, text[:position], 3) == (pending, drafts)
+
+
+def test_the_one_graph_step_refuses_an_assistant_over_another_model(
+    tiny_target: Any, setup: tuple[GreedyRunner, AssistantDrafter]
+) -> None:
+    _, drafter = setup
+    other = FastDecoder.from_transformers(tiny_target, max_len=128, max_step_tokens=8)
+    with pytest.raises(SpeculatorSetupError, match="another model"):
+        AssistantSpeculator(GreedyRunner(other, prefill_chunk=12), drafter.assistant, 3)
 
 
 def test_kept_hidden_states_are_the_final_normed_states(

@@ -58,19 +58,22 @@ def test_an_assistant_directory_drives_mtp_drafting(
 ) -> None:
     from tests.fixtures.fast_engine import tiny_assistant
 
-    from swarmlab.engine.fast.assistant import AssistantDrafter
+    from swarmlab.engine.fast.assistant import AssistantDrafter, AssistantSpeculator
     from swarmlab.engine.loading import load_config
 
     tiny_assistant(load_config(tiny_model_dir), seed=6).save_pretrained(tmp_path)
     env = {
         "SWARMLAB_FAST_DRAFT": str(tmp_path),
         "SWARMLAB_FAST_K": "5",
-        "SWARMLAB_FAST_SPEC_GRAPH": "1",
+        "SWARMLAB_FAST_SPEC_GRAPH": "0",
     }
-    fast = FastBackend.from_options(options, env)
-    assert isinstance(fast.drafter, AssistantDrafter) and fast.speculator is None
-    assert fast.runner.model.hidden_out is not None
-    assert fast.generate(PROMPT, 20, None) == reference.generate(PROMPT, 20, None)
+    host_loop = FastBackend.from_options(options, env)
+    assert isinstance(host_loop.drafter, AssistantDrafter) and host_loop.speculator is None
+    assert host_loop.runner.model.hidden_out is not None
+    one_graph = FastBackend.from_options(options, env | {"SWARMLAB_FAST_SPEC_GRAPH": "1"})
+    assert isinstance(one_graph.speculator, AssistantSpeculator) and one_graph.drafter is None
+    expected = reference.generate(PROMPT, 20, None)
+    assert host_loop.generate(PROMPT, 20, None) == one_graph.generate(PROMPT, 20, None) == expected
 
 
 def test_prompt_lookup_keeps_the_host_loop(options: BackendOptions) -> None:

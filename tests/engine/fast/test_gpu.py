@@ -9,7 +9,7 @@ import torch
 from tests.fixtures.fast_engine import tiny_assistant, tiny_gemma
 
 from swarmlab.engine.backend import BackendOptions, create_backend
-from swarmlab.engine.fast.assistant import AssistantDrafter, MtpAssistant
+from swarmlab.engine.fast.assistant import AssistantDrafter, AssistantSpeculator, MtpAssistant
 from swarmlab.engine.fast.backend import FastBackend
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import GreedyRunner
@@ -154,6 +154,10 @@ def test_assistant_drafts_replayed_from_a_graph_equal_eager_ones() -> None:
     assert graphed.propose(context, 4) == eager.propose(context, 4)
     tokens, stats = speculative_generate(runner, graphed, prompt, 48, 4)
     assert tokens == expected and stats.steps > 0
+    one_graph = AssistantSpeculator(runner, assistant, 4, use_graph=True)
+    assert one_graph._step.graph is not None
+    eager_step = AssistantSpeculator(runner, assistant, 4, use_graph=False)
+    assert one_graph.generate(prompt, 48) == eager_step.generate(prompt, 48) == (tokens, stats)
 
 
 def test_fast_backend_with_an_assistant_on_cuda_equals_the_reference_backend(
@@ -170,10 +174,13 @@ def test_fast_backend_with_an_assistant_on_cuda_equals_the_reference_backend(
         "SWARMLAB_FAST_DRAFT": str(tmp_path),
         "SWARMLAB_FAST_K": "6",
     }
-    fast = FastBackend.from_options(options, env)
-    assert isinstance(fast.drafter, AssistantDrafter)
     prompt = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 5
-    assert fast.generate(prompt, 32, None) == reference.generate(prompt, 32, None)
+    expected = reference.generate(prompt, 32, None)
+    for one_graph in ("0", "1"):
+        fast = FastBackend.from_options(options, env | {"SWARMLAB_FAST_SPEC_GRAPH": one_graph})
+        kind = AssistantSpeculator if one_graph == "1" else AssistantDrafter
+        assert isinstance(fast.speculator or fast.drafter, kind)
+        assert fast.generate(prompt, 32, None) == expected
 
 
 def test_fast_backend_with_int4_kernels_swaps_every_linear(tiny_model_dir: Path) -> None:

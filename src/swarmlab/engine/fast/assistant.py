@@ -45,7 +45,8 @@ from swarmlab.engine.fast.model import (
     rope_tables,
     rotate,
 )
-from swarmlab.engine.fast.runner import CapturedStep
+from swarmlab.engine.fast.runner import DEFAULT_SYNC_EVERY, CapturedStep, GreedyRunner
+from swarmlab.engine.fast.spec_graph import GraphSpeculator, SpeculatorSetupError
 from swarmlab.engine.speculative import DraftMismatchError
 
 Rope = tuple[torch.Tensor, torch.Tensor]
@@ -137,6 +138,15 @@ def _check_kind(
         )
 
 
+def check_keeps_hidden(target: FastDecoder) -> None:
+    """Raise unless `target` keeps its hidden states, which the assistant drafts from."""
+    if target.hidden_out is None:
+        raise ValueError(
+            "the target keeps no hidden states; call FastDecoder.keep_hidden() before "
+            "building its GreedyRunner"
+        )
+
+
 class AssistantLayer(nn.Module):
     """One assistant decoder layer: query-only attention over a target cache, GeGLU MLP."""
 
@@ -218,6 +228,21 @@ class MtpAssistant:
         masks[SLIDING] = window[None, :]
         return rope, {kind: masks[kind] for kind in self.kv}
 
+    def draft(self, token: torch.Tensor, position: torch.Tensor, k: int) -> torch.Tensor:
+        """`k` greedy drafts after `token` ([1]) at `position` ([1]) ([k], on device, no host
+        sync), from the target's kept hidden state at `position - 1`."""
+        target = self.target
+        check_keeps_hidden(target)
+        assert target.hidden_out is not None and target.hidden_positions is not None
+        kept = (target.hidden_positions == position - 1).float()
+        state = target.hidden_out.index_select(0, torch.argmax(kept).view(1))
+        rope, masks = self.view(position)
+        tokens = [token]
+        for _ in range(k):
+            token, state = self.step(tokens[-1], state, rope, masks)
+            tokens.append(token)
+        return torch.cat(tokens[1:])
+
     def step(
         self,
         token: torch.Tensor,
@@ -290,11 +315,7 @@ class AssistantDrafter:
         compile_step: bool = False,
     ) -> None:
         target = assistant.target
-        if target.hidden_out is None:
-            raise ValueError(
-                "the target keeps no hidden states; call FastDecoder.keep_hidden() before "
-                "building its GreedyRunner"
-            )
+        check_keeps_hidden(target)
         self.assistant = assistant
         self.max_k = max_k
         device = target.device
@@ -312,17 +333,7 @@ class AssistantDrafter:
         self.drafts.copy_(self._proposal())
 
     def _propose_all(self) -> torch.Tensor:
-        """`max_k` drafts after `token` at `position` ([max_k], on device)."""
-        target = self.assistant.target
-        assert target.hidden_out is not None and target.hidden_positions is not None
-        kept = (target.hidden_positions == self.position - 1).float()
-        state = target.hidden_out.index_select(0, torch.argmax(kept).view(1))
-        rope, masks = self.assistant.view(self.position)
-        tokens = [self.token]
-        for _ in range(self.max_k):
-            token, state = self.assistant.step(tokens[-1], state, rope, masks)
-            tokens.append(token)
-        return torch.cat(tokens[1:])
+        return self.assistant.draft(self.token, self.position, self.max_k)
 
     @torch.inference_mode()
     def propose(self, context: list[int], k: int) -> list[int]:
@@ -332,6 +343,55 @@ class AssistantDrafter:
         self.position.fill_(len(context) - 1)
         self._draft()
         return cast(list[int], self.drafts[:k].tolist())
+
+
+class AssistantSpeculator(GraphSpeculator):
+    """The one-graph speculative step (`spec_graph.py`) with the MTP assistant drafting: its K
+    steps, the target's width-(K+1) verification and the acceptance are one captured body,
+    replayed with no host read.
+
+    The assistant has no cache and no prefill: it drafts from the pending token at its position
+    and the target's kept hidden state one position earlier, which the previous step's
+    verification (or the prefill) left in the target's buffers. The base class's draft runner
+    is the target itself, so its draft-side checks and resets (vocabulary, ring size, context
+    limit) apply to the cache the assistant reads.
+    """
+
+    def __init__(
+        self,
+        target: GreedyRunner,
+        assistant: MtpAssistant,
+        k: int,
+        use_graph: bool = True,
+        sync_every: int = DEFAULT_SYNC_EVERY,
+        compile_step: bool = False,
+    ) -> None:
+        if assistant.target is not target.model:
+            raise SpeculatorSetupError(
+                "the assistant reads another model's cache; build it over this runner's "
+                "model: MtpAssistant.from_transformers(assistant_model, runner.model)"
+            )
+        check_keeps_hidden(target.model)
+        self.assistant = assistant
+        self._assistant_draft: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] = (
+            assistant.draft
+        )
+        if compile_step:
+            self._assistant_draft = torch.compile(assistant.draft, dynamic=False)
+        super().__init__(target, target, k, use_graph, sync_every)
+
+    def _prefill_draft(self, prompt: list[int]) -> None:
+        """Nothing to do: the assistant reads the target's cache."""
+
+    def _draft_tokens(self) -> torch.Tensor:
+        return self._assistant_draft(self.pending, self.position, self.k)
+
+
+def load_mtp_assistant(path: Path, target: FastDecoder, device: str, dtype: str) -> MtpAssistant:
+    """An `MtpAssistant` over `target` from a `gemma4_assistant` checkpoint directory."""
+    from swarmlab.engine.loading import load_assistant
+
+    return MtpAssistant.from_transformers(load_assistant(path, device, dtype), target)
 
 
 def load_assistant_drafter(
@@ -344,7 +404,5 @@ def load_assistant_drafter(
     compile_step: bool = False,
 ) -> AssistantDrafter:
     """An `AssistantDrafter` from a `gemma4_assistant` checkpoint directory."""
-    from swarmlab.engine.loading import load_assistant
-
-    assistant = MtpAssistant.from_transformers(load_assistant(path, device, dtype), target)
+    assistant = load_mtp_assistant(path, target, device, dtype)
     return AssistantDrafter(assistant, max_k, use_graph, compile_step)

@@ -11,7 +11,7 @@ them in its `env` map), declared once in `FastOptions`:
 | `SWARMLAB_FAST_DRAFT` | empty | speculative drafter: empty (off), `ngram`, a draft checkpoint directory, or a Gemma 4 MTP assistant directory (`model_type: gemma4_assistant`, detected) |
 | `SWARMLAB_FAST_K` | 4 | speculative tokens per step |
 | `SWARMLAB_FAST_COMPILE_DRAFT` | `0` | torch.compile an MTP assistant's K-step proposal (before CUDA-graph capture) |
-| `SWARMLAB_FAST_SPEC_GRAPH` | `1` on CUDA, else `0` | with a draft checkpoint (not an MTP assistant): run draft, verification and acceptance as one captured step (`fast/spec_graph.py`) instead of the host loop |
+| `SWARMLAB_FAST_SPEC_GRAPH` | `1` on CUDA, else `0` | with a draft checkpoint or an MTP assistant: run draft, verification and acceptance as one captured step (`fast/spec_graph.py`, `fast/assistant.py`) instead of the host loop |
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ from pathlib import Path
 import torch
 
 from swarmlab.engine.backend import BackendOptions
-from swarmlab.engine.fast.assistant import load_assistant_drafter
+from swarmlab.engine.fast.assistant import (
+    AssistantSpeculator,
+    load_assistant_drafter,
+    load_mtp_assistant,
+)
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import GreedyRunner
 from swarmlab.engine.fast.spec_graph import GraphSpeculator
@@ -170,12 +174,11 @@ class FastBackend:
         options = FastOptions.from_env(os.environ if env is None else env, backend.device)
         checkpoint = options.draft not in ("", "ngram")
         assistant = checkpoint and is_assistant_checkpoint(Path(options.draft))
-        one_graph = options.spec_graph and checkpoint and not assistant
+        one_graph = options.spec_graph and checkpoint
         widths = (options.k + 1,) if options.draft and not one_graph else ()
         runner = build_runner(backend.model_dir, backend, options, widths, keep_hidden=assistant)
         if one_graph:
-            draft = build_runner(Path(options.draft), backend, options)
-            return cls(runner, k=options.k, speculator=GraphSpeculator(runner, draft, options.k))
+            return cls(runner, k=options.k, speculator=_speculator(options, backend, runner))
         return cls(runner, _drafter(options, backend, runner), options.k)
 
     @property
@@ -208,6 +211,16 @@ class FastBackend:
             targets = prompt_ids[start + 1 : start + 1 + len(logits)]
             entries.extend(chunk_entries(logits, targets))
         return entries
+
+
+def _speculator(
+    options: FastOptions, backend: BackendOptions, runner: GreedyRunner
+) -> GraphSpeculator:
+    path = Path(options.draft)
+    if is_assistant_checkpoint(path):
+        assistant = load_mtp_assistant(path, runner.model, backend.device, backend.dtype)
+        return AssistantSpeculator(runner, assistant, options.k, compile_step=options.compile_draft)
+    return GraphSpeculator(runner, build_runner(path, backend, options), options.k)
 
 
 def _drafter(options: FastOptions, backend: BackendOptions, runner: GreedyRunner) -> Drafter | None:

@@ -139,13 +139,16 @@ class GraphSpeculator:
         for _ in range(steps):
             self._step()
 
+    def _prefill_draft(self, prompt: list[int]) -> None:
+        self.draft.prefill(prompt)
+
     @torch.inference_mode()
     def start(self, prompt: list[int], max_tokens: int, stop_ids: Iterable[int] = ()) -> None:
         """Prefill both models and set the step's state for a new request."""
         if not prompt:
             raise EmptyPromptError("prompt_ids must hold at least one token")
         first = self.target.prefill(prompt)
-        self.draft.prefill(prompt)
+        self._prefill_draft(prompt)
         vocab = self.stop_mask.shape[0]
         stops = [token for token in set(stop_ids) if 0 <= token < vocab]
         self.stop_mask.fill_(False)
