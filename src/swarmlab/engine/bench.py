@@ -18,6 +18,7 @@ import copy
 import functools
 import statistics
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ import torch
 
 from swarmlab.engine.fast.config import PRESETS, preset_config
 from swarmlab.engine.fast.model import FastDecoder
-from swarmlab.engine.fast.runner import GreedyRunner
+from swarmlab.engine.fast.runner import FusedSettings, GreedyRunner
 from swarmlab.engine.fast.spec_graph import GraphSpeculator
 from swarmlab.engine.quant import (
     GemvLinear,
@@ -50,6 +51,8 @@ class Mode:
     use_graph: bool
     compile_step: bool
     kernels: str = "cublas"  # cublas | triton | int8 | int4
+    fused: bool = False  # decode with the fused Triton step (fast/fused.py)
+    pdl: bool = False  # ... launched with programmatic dependent launch
 
 
 MODES = {
@@ -64,6 +67,8 @@ MODES = {
         Mode("int8+triton+compile+graph", use_graph=True, compile_step=True, kernels="int8"),
         Mode("int4+triton+graph", use_graph=True, compile_step=False, kernels="int4"),
         Mode("int4+triton+compile+graph", use_graph=True, compile_step=True, kernels="int4"),
+        Mode("fused+graph", use_graph=True, compile_step=False, fused=True),
+        Mode("fused+pdl+graph", use_graph=True, compile_step=False, fused=True, pdl=True),
     )
 }
 DEFAULT_MODES = ("eager", "graph", "compile+graph", "triton+compile+graph")
@@ -88,6 +93,8 @@ class BenchSettings:
     spec_graph_mode: str = "graph"
     accuracy_prompts: int = 4
     accuracy_tokens: int = 64
+    tune_fused: bool = True
+    fused_configs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -172,9 +179,14 @@ def measure_transformers(model: Any, prompt: torch.Tensor, new_tokens: int) -> d
 
 
 def prepare_mode(
-    fast: FastDecoder, mode: Mode, settings: BenchSettings, widths: tuple[int, ...]
+    fast: FastDecoder,
+    mode: Mode,
+    settings: BenchSettings,
+    widths: tuple[int, ...],
+    tuned: dict[str, Any] | None = None,
 ) -> GreedyRunner:
-    """Swap kernels as the mode asks, then build (and capture) its runner."""
+    """Swap kernels as the mode asks, then build (and capture) its runner; fused modes take
+    `tuned` tile configs from an earlier fused mode instead of tuning again."""
     kernel = fast.device.type == "cuda"  # on CPU (tests) the swaps run their torch path
     if mode.kernels == "triton":
         swap_linears(fast, GemvLinear, use_kernel=kernel)
@@ -182,6 +194,10 @@ def prepare_mode(
         swap_linears(fast, Int8Linear, use_kernel=kernel)
     elif mode.kernels == "int4":
         swap_linears(fast, int4_factory(int4_group_size(fast)), use_kernel=kernel)
+    fused = None
+    if mode.fused:
+        tune = settings.tune_fused and not tuned
+        fused = FusedSettings(use_pdl=mode.pdl, tune=tune, configs=dict(tuned or {}))
     return GreedyRunner(
         fast,
         prefill_chunk=settings.prefill_chunk,
@@ -189,6 +205,7 @@ def prepare_mode(
         compile_step=mode.compile_step,
         sync_every=settings.new_tokens,
         verify_widths=widths,
+        fused=fused,
     )
 
 
@@ -352,7 +369,7 @@ def run_bench(
             progress(f"one-graph speculative step, K = 1..{settings.spec_graph_k}")
             report.spec_graph = _spec_graph_section(runner, mode, settings, prompt)
             save(report)
-        if runner is not None and mode.name == "graph" and settings.check_prompts:
+        if runner is not None and mode.name == _check_mode(settings) and settings.check_prompts:
             progress(f"bf16 check against transformers: {settings.check_prompts} prompts")
             prompts = _check_prompts(settings, vocab, generator)
             model32 = copy.deepcopy(model).float() if settings.check_fp32 else None
@@ -364,6 +381,12 @@ def run_bench(
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return report
+
+
+def _check_mode(settings: BenchSettings) -> str:
+    """The mode whose runner decodes for the bf16 check: the first fused one, else graph."""
+    fused = [name for name in settings.modes if MODES[name].fused]
+    return fused[0] if fused else "graph"
 
 
 def _new_report(settings: BenchSettings, device: torch.device) -> BenchReport:
@@ -390,13 +413,22 @@ def _run_mode(
     report: BenchReport, fast: FastDecoder, mode: Mode, settings: BenchSettings, prompt: list[int]
 ) -> tuple[dict[str, Any], GreedyRunner | None]:
     widths = tuple(range(2, settings.max_k + 2)) if mode.name == "graph" else ()
+    tuned = next(
+        (done["fused_configs"] for done in report.modes.values() if "fused_configs" in done),
+        settings.fused_configs or None,
+    )
     try:
-        runner = prepare_mode(fast, mode, settings, widths)
+        runner = prepare_mode(fast, mode, settings, widths, tuned)
         result = measure_mode(runner, prompt, settings.new_tokens)
+        if runner.fused is not None:
+            result["fused_configs"] = runner.fused.configs()
+            result["launches_per_step"] = len(runner.fused.launches)
+            result["fused_tuning"] = runner.fused.tuning
         if widths:
             report.speculative = measure_verify(runner, prompt, settings.max_k)
     except Exception as exc:  # a failing mode is reported, the others still run
-        return {"error": f"{type(exc).__name__}: {exc}"}, None
+        error = f"{type(exc).__name__}: {exc}"
+        return {"error": error, "traceback": traceback.format_exc()[-4000:]}, None
     result["bytes_per_token"] = weight_bytes(fast)
     result["ratio_to_roofline"] = result["tps"] / report.roofline_tps
     if report.transformers:

@@ -102,6 +102,13 @@ def bench(
     ),
     check_tokens: int = typer.Option(256, help="Tokens decoded per check prompt."),
     prefill_chunk: int = typer.Option(512, help="Prompt tokens per prefill step."),
+    tune_fused: bool = typer.Option(
+        True, help="Time tile configs for the fused modes' mat-vecs (about a minute)."
+    ),
+    fused_configs: Path | None = typer.Option(
+        None,
+        help="Tile configs for the fused modes: a bench JSON from an earlier run (skips tuning).",
+    ),
     json_path: Path | None = typer.Option(None, "--json", help="Write the full report here."),
     spec_graph_k: int = typer.Option(
         0,
@@ -150,6 +157,8 @@ def bench(
         prefill_chunk=prefill_chunk,
         spec_graph_k=spec_graph_k,
         spec_graph_mode=spec_graph_mode,
+        tune_fused=tune_fused,
+        fused_configs=_saved_fused_configs(fused_configs),
     )
 
     def save(report: Any) -> None:
@@ -162,6 +171,27 @@ def bench(
     report = run_bench(settings, torch.device(device), progress, save)
     save(report)
     _print_bench(report.to_json())
+
+
+def _saved_fused_configs(path: Path | None) -> dict[str, Any]:
+    """The fused tile configs recorded in an earlier bench JSON (empty without a path)."""
+    if path is None:
+        return {}
+    try:
+        modes = json.loads(path.read_text(encoding="utf-8"))["modes"].values()
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise typer.BadParameter(
+            f"cannot read fused configs from {path}: {exc}; pass a JSON written by "
+            "`swarmlab engine bench --json` with a fused mode",
+            param_hint="--fused-configs",
+        ) from exc
+    found = next((mode["fused_configs"] for mode in modes if "fused_configs" in mode), None)
+    if not found:
+        raise typer.BadParameter(
+            f"{path} holds no fused mode's configs; run a fused mode with --json first",
+            param_hint="--fused-configs",
+        )
+    return dict(found)
 
 
 def _print_bench(data: dict[str, Any]) -> None:

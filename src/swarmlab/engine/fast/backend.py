@@ -12,6 +12,9 @@ them in its `env` map), declared once in `FastOptions`:
 | `SWARMLAB_FAST_K` | 4 | speculative tokens per step |
 | `SWARMLAB_FAST_COMPILE_DRAFT` | `0` | torch.compile an MTP assistant's K-step proposal (before CUDA-graph capture) |
 | `SWARMLAB_FAST_SPEC_GRAPH` | `1` on CUDA, else `0` | with a draft checkpoint or an MTP assistant: run draft, verification and acceptance as one captured step (`fast/spec_graph.py`, `fast/assistant.py`) instead of the host loop |
+| `SWARMLAB_FAST_FUSED` | `0` | `1`: decode with the fused Triton step (`fused.py`; CUDA and triton) |
+| `SWARMLAB_FAST_PDL` | `0` | `1`: launch the fused step's kernels with programmatic dependent launch |
+| `SWARMLAB_FAST_TUNE` | `0` | `1`: time tile configs for each fused mat-vec at start (about a minute) |
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from swarmlab.engine.fast.assistant import (
     load_mtp_assistant,
 )
 from swarmlab.engine.fast.model import FastDecoder
-from swarmlab.engine.fast.runner import GreedyRunner
+from swarmlab.engine.fast.runner import FusedSettings, GreedyRunner
 from swarmlab.engine.fast.spec_graph import GraphSpeculator
 from swarmlab.engine.loading import is_assistant_checkpoint, load_model
 from swarmlab.engine.logprobs import chunk_entries
@@ -59,6 +62,9 @@ ENV_NAMES = (
     "SWARMLAB_FAST_K",
     "SWARMLAB_FAST_COMPILE_DRAFT",
     "SWARMLAB_FAST_SPEC_GRAPH",
+    "SWARMLAB_FAST_FUSED",
+    "SWARMLAB_FAST_PDL",
+    "SWARMLAB_FAST_TUNE",
 )
 
 
@@ -77,6 +83,9 @@ class FastOptions:
     k: int = 4
     compile_draft: bool = False
     spec_graph: bool = False
+    fused: bool = False
+    pdl: bool = False
+    tune: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], device: str) -> FastOptions:
@@ -90,6 +99,9 @@ class FastOptions:
             k=_int(env, "SWARMLAB_FAST_K", 4),
             compile_draft=env.get("SWARMLAB_FAST_COMPILE_DRAFT", "0") == "1",
             spec_graph=_flag(env, "SWARMLAB_FAST_SPEC_GRAPH", cuda),
+            fused=_flag(env, "SWARMLAB_FAST_FUSED", False),
+            pdl=_flag(env, "SWARMLAB_FAST_PDL", False),
+            tune=_flag(env, "SWARMLAB_FAST_TUNE", False),
         )
         if options.kernels not in KERNELS:
             raise FastOptionError(
@@ -100,7 +112,20 @@ class FastOptions:
                 f"SWARMLAB_FAST_KERNELS={options.kernels} needs --device cuda and the triton "
                 "package; set SWARMLAB_FAST_KERNELS=torch"
             )
+        if options.fused and not triton_ready and not interpreted():
+            raise FastOptionError(
+                "SWARMLAB_FAST_FUSED=1 needs --device cuda and the triton package; unset it"
+            )
+        if options.fused and options.kernels == "int8":
+            raise FastOptionError(
+                "SWARMLAB_FAST_FUSED=1 reads plain weights; use SWARMLAB_FAST_KERNELS=triton"
+            )
         return options
+
+
+def interpreted() -> bool:
+    """Triton kernels run on CPU through its interpreter (tests)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -148,6 +173,7 @@ def build_runner(
         use_graph=cuda,
         compile_step=options.compile_step,
         verify_widths=verify_widths,
+        fused=FusedSettings(use_pdl=options.pdl, tune=options.tune) if options.fused else None,
     )
 
 

@@ -10,10 +10,15 @@ On CPU the same code runs eagerly, which is what the tests exercise.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from swarmlab.engine.fast.model import FastDecoder
+
+if TYPE_CHECKING:
+    from swarmlab.engine.fast.fused import FusedDecodeStep
 
 DEFAULT_SYNC_EVERY = 32
 
@@ -52,6 +57,36 @@ def _capture(body: Callable[[], None]) -> torch.cuda.CUDAGraph:
     return graph
 
 
+@dataclass
+class FusedSettings:
+    """How to build the fused decode step (`fused.py`): programmatic dependent launch, and
+    tile configs either tuned on the spot or taken from an earlier `configs()`."""
+
+    use_pdl: bool = False
+    tune: bool = False
+    configs: dict[str, Any] = field(default_factory=dict)
+    tuned: dict[str, Any] = field(default_factory=dict)
+
+
+def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeStep:
+    from swarmlab.engine.fast.fused import FusedDecodeStep
+
+    step = FusedDecodeStep(
+        runner.model,
+        runner.token,
+        runner.position,
+        runner.count,
+        runner.history,
+        use_pdl=settings.use_pdl,
+    )
+    if settings.configs:
+        step.use_configs(settings.configs)
+    if settings.tune:
+        with torch.inference_mode():
+            settings.tuned = step.tune()
+    return step
+
+
 VerifyStep = tuple[CapturedStep, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -66,6 +101,7 @@ class GreedyRunner:
         compile_step: bool = False,
         sync_every: int = DEFAULT_SYNC_EVERY,
         verify_widths: Iterable[int] = (),
+        fused: FusedSettings | None = None,
     ) -> None:
         if prefill_chunk < 1:
             raise ValueError(f"prefill_chunk must be at least 1, got {prefill_chunk}")
@@ -82,6 +118,9 @@ class GreedyRunner:
         self.position = torch.zeros(1, dtype=torch.long, device=device)
         self.count = torch.zeros(1, dtype=torch.long, device=device)
         self.history = torch.zeros(max_len, dtype=torch.long, device=device)
+        self.fused: FusedDecodeStep | None = None
+        if fused is not None:
+            self.fused = _fused_step(self, fused)
         # Captured before any request: a capture's warm-up runs write into the cache.
         with torch.inference_mode():
             self._decode = CapturedStep(self._decode_body, device, use_graph)
@@ -95,6 +134,9 @@ class GreedyRunner:
         return self._forward
 
     def _decode_body(self) -> None:
+        if self.fused is not None:
+            self.fused()
+            return
         nxt = self._forward(self.token, self.position)
         self.history.index_copy_(0, self.count, nxt)
         self.token.copy_(nxt)

@@ -1,0 +1,145 @@
+"""Where the fused decode step's time goes (random E4B weights, one GPU).
+
+Prints, for the fused step with and without programmatic dependent launch: the CUDA-graph
+step time, the summed kernel time per kernel kind (torch profiler over un-captured steps),
+and the step time of graphs holding only the mat-vecs or only the attention launches (their
+outputs are meaningless; their time is not). Gap = graph step time - summed kernel time.
+Usage: python benchmarks/engine_fused.py [--configs bench.json] [--steps 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from swarmlab.engine.bench import random_transformers_model
+from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec
+from swarmlab.engine.fast.model import FastDecoder
+from swarmlab.engine.fast.runner import _capture
+
+
+def graph_ms(launches: list[Callable[[], None]], steps: int) -> float:
+    def body() -> None:
+        for launch in launches:
+            launch()
+
+    graph = _capture(body)
+    times = []
+    for _ in range(steps):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop))
+    return statistics.median(times)
+
+
+def kernel_times(step: FusedDecodeStep) -> dict[str, float]:
+    step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+    totals: dict[str, float] = defaultdict(float)
+    for event in prof.key_averages():
+        if event.device_type.name == "CUDA":
+            totals[event.key] += event.self_device_time_total / 3 / 1e3
+    return dict(totals)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--configs", type=Path, help="a bench JSON with fused_configs")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    model = random_transformers_model("gemma-4-e4b", device, seed=0)
+    fast = FastDecoder.from_transformers(model, max_len=2048, max_step_tokens=9)
+    del model
+    configs = {}
+    if args.configs:
+        modes = json.loads(args.configs.read_text())["modes"].values()
+        configs = next((m["fused_configs"] for m in modes if "fused_configs" in m), {})
+    report: dict[str, object] = {}
+    for pdl in (False, True):
+        state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
+        history = torch.zeros(2048, dtype=torch.long, device=device)
+        step = FusedDecodeStep(fast, *state, history, use_pdl=pdl)
+        step.use_configs(configs)
+        state[1].fill_(1024)  # attend over a 1k-token context
+        name = "pdl" if pdl else "plain"
+        with torch.inference_mode():
+            total = graph_ms(step.launches, args.steps)
+            matvecs = [launch for launch in step.launches if isinstance(launch, _Matvec)]
+            others = [launch for launch in step.launches if not isinstance(launch, _Matvec)]
+            only_matvecs = graph_ms(list(matvecs), args.steps)
+            only_others = graph_ms(others, args.steps)
+            kernels = kernel_times(step) if not pdl else {}
+        weight_bytes = sum(m.weight.numel() * m.weight.element_size() for m in matvecs)
+        row = {
+            "launches": len(step.launches),
+            "graph_step_ms": total,
+            "matvec_only_ms": only_matvecs,
+            "matvec_only_tbs": weight_bytes / only_matvecs / 1e9,
+            "attention_prep_finish_only_ms": only_others,
+            "kernel_ms": kernels,
+            "kernel_total_ms": sum(kernels.values()),
+        }
+        report[name] = row
+        print(
+            f"{name}: {len(step.launches)} launches, graph step {total:.3f} ms "
+            f"({1e3 / total:.0f} tok/s); mat-vecs alone {only_matvecs:.3f} ms "
+            f"({weight_bytes / only_matvecs / 1e9:.2f} TB/s); attention+prep+finish alone "
+            f"{only_others:.3f} ms"
+        )
+        for key, ms in sorted(kernels.items(), key=lambda item: -item[1]):
+            print(f"   {ms:7.3f} ms  {key[:90]}")
+        if kernels:
+            print(
+                f"   summed kernel time {sum(kernels.values()):.3f} ms -> gaps "
+                f"{total - sum(kernels.values()):.3f} ms"
+            )
+    # Attention splits and keys per block (sliding, global), with PDL: step time for each.
+    state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
+    history = torch.zeros(2048, dtype=torch.long, device=device)
+    variants = {}
+    for sliding, full, block_sliding, block_full in (
+        (8, 16, 64, 32),
+        (8, 16, 32, 16),
+        (16, 32, 32, 32),
+        (4, 8, 64, 32),
+    ):
+        step = FusedDecodeStep(
+            fast,
+            *state,
+            history,
+            use_pdl=True,
+            splits={"sliding_attention": sliding, "full_attention": full},
+            key_blocks={"sliding_attention": block_sliding, "full_attention": block_full},
+        )
+        step.use_configs(configs)
+        state[1].fill_(1024)
+        with torch.inference_mode():
+            name = f"{sliding}x{block_sliding}/{full}x{block_full}"
+            variants[name] = graph_ms(step.launches, args.steps)
+            others = [launch for launch in step.launches if not isinstance(launch, _Matvec)]
+            variants[f"{name} attention+prep+finish only"] = graph_ms(others, args.steps)
+    for name, ms in variants.items():
+        print(f"splits {name}: {ms:.3f} ms")
+    report["splits"] = variants
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

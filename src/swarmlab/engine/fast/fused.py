@@ -1,0 +1,570 @@
+"""The fused decode step: one Gemma-4 token in 8 Triton launches a layer, no torch ops.
+
+`FusedDecodeStep` reads a built `FastDecoder` (its weights, rope tables and KV cache, shared,
+not copied) and lays out every launch of one decode step once, with all arguments bound: the
+per-layer-embedding projection, then per layer qkv, q/k prep, attention, o, gate+up (GeGLU),
+down, PLE gate, PLE projection, then the lm_head with the softcap and block argmax, and a
+finish kernel that feeds the token back. `GreedyRunner(fused=True)` captures the list in a CUDA
+graph. Where norms, residual adds and activations go is described in `fused_kernels.py`.
+
+Each mat-vec's tile shape comes from `default_config` or, with `tune()`, from timing a few
+candidates per distinct shape (L2 flushed between runs, as in a real step where 9 GB stream
+past it); `configs()` / `use_configs()` save and restore the choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from swarmlab.engine.fast import fused_kernels as fk
+from swarmlab.engine.fast.config import SLIDING
+from swarmlab.engine.fast.model import Block, FastDecoder
+
+
+class FusedUnsupportedError(ValueError):
+    """The fused step cannot run this decoder as configured."""
+
+
+@dataclass(frozen=True)
+class MatvecConfig:
+    block_n: int
+    block_k: int
+    warps: int
+    stages: int = 3
+
+
+@dataclass
+class _Final:
+    """What a mat-vec's last program rebuilds: res_out = (res + norm(own output) * g_post)
+    * scalar, and the next mat-vec's input rmsnorm(res_out) * g_pre into `xin`."""
+
+    res: torch.Tensor
+    res_out: torch.Tensor
+    from_token: bool = False
+    g_post: torch.Tensor | None = None
+    scalar: torch.Tensor | None = None
+    g_pre: torch.Tensor | None = None
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+def default_config(rows: int, k: int) -> MatvecConfig:
+    """Rows per program so that ~2 programs per SM stream 512-column tiles (on CPU, under
+    the interpreter, as few programs as possible: each costs milliseconds there)."""
+    if fk.INTERPRETED:
+        return MatvecConfig(min(64, _pow2(rows)), min(256, _pow2(k)), 4)
+    block_k = min(512, _pow2(k))
+    block_n = 16
+    while block_n > 1 and -(-rows // block_n) < 264:
+        block_n //= 2
+    return MatvecConfig(block_n, block_k, 4 if block_n * block_k <= 4096 else 8)
+
+
+def candidate_configs(rows: int, k: int) -> list[MatvecConfig]:
+    """What `tune` tries for one shape: the default and its neighbours."""
+    seen: list[MatvecConfig] = [default_config(rows, k)]
+    for block_n, block_k, warps, stages in [
+        (2, 1024, 4, 4),
+        (2, 2048, 8, 3),
+        (4, 512, 4, 4),
+        (4, 1024, 8, 3),
+        (8, 256, 4, 4),
+        (8, 512, 8, 3),
+        (16, 256, 8, 3),
+    ]:
+        if block_k > _pow2(k) or -(-rows // block_n) < 32:
+            continue
+        config = MatvecConfig(block_n, block_k, warps, stages)
+        if config not in seen:
+            seen.append(config)
+    return seen
+
+
+# Bytes of weight copies a tuning graph streams per candidate (several times the 50 MB L2).
+TUNE_BYTES = 256 * 2**20
+
+
+def _replay_seconds(graph: torch.cuda.CUDAGraph, repeats: int = 7) -> float:
+    """Median seconds of one replay of `graph`."""
+    times = []
+    for _ in range(repeats):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) / 1e3)
+    return sorted(times)[len(times) // 2]
+
+
+def _weight(module: nn.Module) -> torch.Tensor:
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise FusedUnsupportedError(
+            f"the fused decode step needs plain weights, got {type(module).__name__}; use "
+            "SWARMLAB_FAST_KERNELS=triton (or torch) with SWARMLAB_FAST_FUSED=1"
+        )
+    return weight.detach()
+
+
+class _Matvec:
+    """One bound mat-vec launch; its tile config can be changed before capture."""
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        out: torch.Tensor,
+        rows: int,
+        args: dict[str, Any],
+        flags: dict[str, int],
+        use_pdl: bool,
+    ) -> None:
+        self.weight, self.out, self.rows = weight, out, rows
+        self.k = weight.shape[1]
+        self.args, self.flags, self.use_pdl = args, flags, use_pdl
+        self.config = default_config(rows, self.k)
+        self.hidden_block = 1
+
+    @property
+    def key(self) -> str:
+        flags = ",".join(f"{name}={value}" for name, value in sorted(self.flags.items()))
+        return f"{self.rows}x{self.k}:{flags}"
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.rows // self.config.block_n)
+
+    def __call__(self, weight: torch.Tensor | None = None) -> None:
+        config = self.config
+        extra = {"launch_pdl": True} if self.use_pdl else {}
+        fk.matvec_kernel[(self.blocks,)](
+            self.weight if weight is None else weight,
+            self.out,
+            self.rows,
+            self.k,
+            **self.args,
+            **self.flags,
+            HB=self.hidden_block,
+            BN=config.block_n,
+            BK=config.block_k,
+            EVEN_K=self.k % config.block_k == 0,
+            USE_PDL=self.use_pdl,
+            num_warps=config.warps,
+            num_stages=config.stages,
+            **extra,
+        )
+
+
+class FusedDecodeStep:
+    """Every launch of one decode step of `model`, reading `token` at `position`.
+
+    The step ends by writing the greedy next token into `token` and `history[count]` and
+    advancing `position` and `count`, exactly as `GreedyRunner`'s unfused step does.
+    """
+
+    def __init__(
+        self,
+        model: FastDecoder,
+        token: torch.Tensor,
+        position: torch.Tensor,
+        count: torch.Tensor,
+        history: torch.Tensor,
+        use_pdl: bool = False,
+        splits: dict[str, int] | None = None,
+        key_blocks: dict[str, int] | None = None,
+    ) -> None:
+        if not fk.HAVE_TRITON:
+            raise FusedUnsupportedError("the fused decode step needs triton")
+        if model.device.type != "cuda" and not fk.INTERPRETED:
+            raise FusedUnsupportedError(
+                "the fused decode step runs on CUDA (or on CPU under TRITON_INTERPRET=1)"
+            )
+        self.model = model
+        self.use_pdl = use_pdl and model.device.type == "cuda"
+        self.shape = shape = model.shape
+        self.token, self.position, self.count, self.history = token, position, count, history
+        dtype, device = model.dtype, model.device
+        self._new: Callable[..., torch.Tensor] = lambda *size, dt=dtype: torch.zeros(
+            size, dtype=dt, device=device
+        )
+        hidden = shape.hidden_size
+        head_dims = [geometry.head_dim for geometry in shape.attention.values()]
+        widest = shape.num_heads * max(head_dims)
+        self.splits = {kind: self._splits(kind) for kind in shape.attention} | (splits or {})
+        # Keys per attention block: a sliding split (512 / 8 positions) in one step.
+        self.key_blocks = {
+            kind: 16 if fk.INTERPRETED else (64 if geometry.head_dim <= 256 else 32)
+            for kind, geometry in shape.attention.items()
+        } | (key_blocks or {})
+        most_splits = max(self.splits.values())
+        self.qkv_out = self._new(max(_weight(b.attention.qkv).shape[0] for b in self._blocks))
+        self.q = self._new(widest)
+        self.attn_out = self._new(widest)
+        self.m_part = self._new(shape.num_heads * most_splits, dt=torch.float32)
+        self.l_part = self._new(shape.num_heads * most_splits, dt=torch.float32)
+        self.acc_part = self._new(shape.num_heads * most_splits, max(head_dims), dt=torch.float32)
+        kv_heads = max(geometry.num_kv_heads for geometry in shape.attention.values())
+        self.counters = self._new(shape.num_layers, kv_heads, dt=torch.int32)
+        self.a = self._new(hidden)
+        self.h = self._new(shape.intermediate_size)
+        self.mlp_out = self._new(hidden)
+        self.projected = self._new(hidden)
+        self.xin = self._new(hidden)
+        self.logits_dummy = self._new(1)
+        self.launches: list[Callable[[], None]] = []
+        self.tuning: dict[str, Any] = {}
+        self.matvecs: list[_Matvec] = []
+        self._build()
+
+    @property
+    def _blocks(self) -> list[Block]:
+        return cast(list[Block], list(self.model.blocks))
+
+    def _splits(self, kind: str) -> int:
+        if fk.INTERPRETED:
+            return 2
+        return 8 if kind == SLIDING else 16
+
+    def __call__(self) -> None:
+        for launch in self.launches:
+            launch()
+
+    # -- building -------------------------------------------------------------------------
+
+    def _matvec(
+        self,
+        weight: torch.Tensor,
+        out: torch.Tensor,
+        rows: int,
+        x: torch.Tensor,
+        *,
+        embed_input: bool = False,
+        final: _Final | None = None,
+        epilogue: int = fk.STORE,
+        **aux: Any,
+    ) -> _Matvec:
+        any_tensor = weight
+        counter = self._new(1, dt=torch.int32) if final is not None else any_tensor
+        args: dict[str, Any] = {
+            "x_ptr": x,
+            "tok_ptr": self.token,
+            "res_ptr": any_tensor,
+            "gpost_ptr": any_tensor,
+            "scalar_ptr": any_tensor,
+            "gpre_ptr": any_tensor,
+            "res_out_ptr": any_tensor,
+            "xin_ptr": self.xin,
+            "counter_ptr": counter,
+            "aux_ptr": aux.get("aux", any_tensor),
+            "aux2_ptr": aux.get("aux2", any_tensor),
+            "aux3_ptr": aux.get("aux3", any_tensor),
+            "HID": self.shape.hidden_size,
+            "res_scale": float(self.model.embed_scale),
+            "out_scale": float(aux.get("out_scale", 1.0)),
+            "aux_scale": float(aux.get("aux_scale", 1.0)),
+            "eps": float(self.shape.rms_norm_eps),
+            "aux_offset": int(aux.get("aux_offset", 0)),
+            "aux_stride": int(aux.get("aux_stride", 0)),
+        }
+        flags = {
+            "EMBED_INPUT": embed_input,
+            "EPI": epilogue,
+            "FINAL": final is not None,
+            "F_FROM_TOKEN": False,
+            "F_HAS_DELTA": False,
+            "F_HAS_SCALAR": False,
+            "F_PRE_NORM": False,
+            "AUX_BLOCK": _pow2(rows) if epilogue == fk.PLE_GATE else 1,
+        }
+        if final is not None:
+            args["res_ptr"], args["res_out_ptr"] = final.res, final.res_out
+            flags["F_FROM_TOKEN"] = final.from_token
+            if final.g_post is not None:
+                flags["F_HAS_DELTA"] = True
+                args["gpost_ptr"] = final.g_post
+            if final.scalar is not None:
+                flags["F_HAS_SCALAR"] = True
+                args["scalar_ptr"] = final.scalar
+            if final.g_pre is not None:
+                flags["F_PRE_NORM"] = True
+                args["gpre_ptr"] = final.g_pre
+        launch = _Matvec(
+            weight, out, rows, args, {k: int(v) for k, v in flags.items()}, self.use_pdl
+        )
+        launch.hidden_block = _pow2(self.shape.hidden_size)
+        self.launches.append(launch)
+        self.matvecs.append(launch)
+        return launch
+
+    def _next_norm(self, index: int) -> torch.Tensor:
+        """The RMSNorm weight in front of layer index + 1's first mat-vec."""
+        blocks = self._blocks
+        return blocks[index + 1].input_norm if index + 1 < len(blocks) else self.model.final_norm
+
+    def _build(self) -> None:
+        model, shape = self.model, self.shape
+        hidden, ple_dim, layers = shape.hidden_size, shape.ple_dim, shape.num_layers
+        if not ple_dim:
+            raise FusedUnsupportedError(
+                "the fused decode step needs a decoder with per-layer embeddings (Gemma-4 E2B/"
+                "E4B); set SWARMLAB_FAST_FUSED=0 for this checkpoint"
+            )
+        # Embedding -> per-layer-embedding projection; its last program writes the residual
+        # stream and layer 0's normed input.
+        self.ple = self._new(layers * ple_dim)
+        residual = self._new(hidden)
+        self._matvec(
+            _weight(model.ple_model_projection),
+            self.ple,
+            layers * ple_dim,
+            model.embed,
+            embed_input=True,
+            final=_Final(
+                res=model.embed,
+                res_out=residual,
+                from_token=True,
+                g_pre=self._blocks[0].input_norm,
+            ),
+            epilogue=fk.SCALE,
+            out_scale=hidden**-0.5,
+        )
+        for index, block in enumerate(self._blocks):
+            residual = self._layer(index, block, residual)
+        cap = shape.final_logit_softcapping
+        lm_head = _weight(model.lm_head)
+        head = self._matvec(
+            lm_head,
+            self.logits_dummy,
+            lm_head.shape[0],
+            self.xin,
+            epilogue=fk.SOFTCAP_ARGMAX,
+            out_scale=cap or 0.0,
+        )
+        # Room for one partial per row: enough for any block size `tune` tries.
+        self.best = self._new(head.rows, dt=torch.float32)
+        self.index = self._new(head.rows, dt=torch.int32)
+        head.args["aux_ptr"], head.args["aux2_ptr"] = self.best, self.index
+        self.head = head
+        self.launches.append(self._finish)
+
+    def _layer(self, index: int, block: Block, residual: torch.Tensor) -> torch.Tensor:
+        """Launches of one layer, whose input stream is `residual` (normed into self.xin);
+        the residual stream it leaves (normed for the next layer into self.xin)."""
+        model, shape = self.model, self.shape
+        hidden = shape.hidden_size
+        attention = block.attention
+        qkv = _weight(attention.qkv)
+        self._matvec(qkv, self.qkv_out, qkv.shape[0], self.xin)
+        geometry = shape.attention[attention.kind]
+        self._attention(index, block, geometry.head_dim, geometry.num_kv_heads)
+        o_proj = _weight(attention.o_proj)
+        after_attention = self._new(hidden)
+        self._matvec(
+            o_proj,
+            self.a,
+            o_proj.shape[0],
+            self.attn_out,
+            final=_Final(
+                res=residual,
+                res_out=after_attention,
+                g_post=block.post_attention_norm,
+                g_pre=block.pre_mlp_norm,
+            ),
+        )
+        self._matvec(
+            _weight(block.gate_up), self.h, shape.intermediate_size, self.xin, epilogue=fk.GEGLU
+        )
+        down = _weight(block.down)
+        after_mlp = self._new(hidden)
+        self._matvec(
+            down,
+            self.mlp_out,
+            down.shape[0],
+            self.h,
+            final=_Final(res=after_attention, res_out=after_mlp, g_post=block.post_mlp_norm),
+        )
+        gated = self._new(shape.ple_dim)
+        self._matvec(
+            _weight(block.ple_gate),
+            gated,
+            shape.ple_dim,
+            after_mlp,
+            epilogue=fk.PLE_GATE,
+            aux=self.ple,
+            aux2=model.ple_projection_norm,
+            aux3=model.ple_embed,
+            aux_offset=index * shape.ple_dim,
+            aux_stride=model.ple_embed.shape[1],
+            aux_scale=model.ple_scale,
+            out_scale=2.0**-0.5,
+        )
+        projection = _weight(block.ple_projection)
+        after_layer = self._new(hidden)
+        self._matvec(
+            projection,
+            self.projected,
+            projection.shape[0],
+            gated,
+            final=_Final(
+                res=after_mlp,
+                res_out=after_layer,
+                g_post=block.ple_norm,
+                scalar=block.layer_scalar,
+                g_pre=self._next_norm(index),
+            ),
+        )
+        return after_layer
+
+    def _attention(self, index: int, block: Block, head_dim: int, kv_heads: int) -> None:
+        attention = block.attention
+        kind = attention.kind
+        cache = self.model.cache
+        keys, values = cache.keys[attention.source], cache.values[attention.source]
+        cos, sin = self.model.rope[kind]
+        slots = keys.shape[1]
+        heads = self.shape.num_heads
+        owns = attention.owns_cache
+        use_pdl = self.use_pdl
+        extra = {"launch_pdl": True} if use_pdl else {}
+        qkv_out, q, eps = self.qkv_out, self.q, float(self.shape.rms_norm_eps)
+        k_norm = attention.k_norm if owns else attention.q_norm
+        prep_grid = (heads + (kv_heads if owns else 0),)
+
+        def prep() -> None:
+            fk.qk_prep_kernel[prep_grid](
+                qkv_out,
+                q,
+                attention.q_norm,
+                k_norm,
+                keys,
+                values,
+                cos,
+                sin,
+                self.position,
+                eps,
+                slots,
+                HEADS=heads,
+                KV_HEADS=kv_heads,
+                D=head_dim,
+                K_EQ_V=attention.k_eq_v,
+                USE_PDL=use_pdl,
+                num_warps=4,
+                **extra,
+            )
+
+        splits = self.splits[kind]
+        group = heads // kv_heads
+        block_s = self.key_blocks[kind]
+        window = self.shape.sliding_window
+        counters = self.counters[index]
+        ieee = self.model.dtype == torch.float32
+
+        def attend() -> None:
+            fk.attention_kernel[(kv_heads, splits)](
+                q,
+                keys,
+                values,
+                self.attn_out,
+                self.m_part,
+                self.l_part,
+                self.acc_part,
+                counters,
+                self.position,
+                slots,
+                window,
+                GROUP=group,
+                BG=max(16, _pow2(group)),
+                D=head_dim,
+                BS=block_s,
+                SPLITS=splits,
+                SLIDING=kind == SLIDING,
+                IEEE=ieee,
+                USE_PDL=use_pdl,
+                num_warps=8 if head_dim * block_s >= 8192 else 4,
+                **extra,
+            )
+
+        self.launches += [prep, attend]
+
+    def _finish(self) -> None:
+        extra = {"launch_pdl": True} if self.use_pdl else {}
+        fk.finish_kernel[(1,)](
+            self.best,
+            self.index,
+            self.head.blocks,
+            self.token,
+            self.position,
+            self.count,
+            self.history,
+            self.model.cache.slot_positions,
+            self.model.cache.ring,
+            BLOCK=1024,
+            USE_PDL=self.use_pdl,
+            **extra,
+        )
+
+    # -- tile configs -----------------------------------------------------------------------
+
+    def configs(self) -> dict[str, dict[str, int]]:
+        """The tile config of every distinct mat-vec shape (JSON-ready)."""
+        return {launch.key: asdict(launch.config) for launch in self.matvecs}
+
+    def use_configs(self, configs: dict[str, dict[str, int]]) -> int:
+        """Apply saved configs to the shapes they name; how many launches changed."""
+        changed = 0
+        for launch in self.matvecs:
+            if launch.key in configs:
+                launch.config = MatvecConfig(**configs[launch.key])
+                changed += 1
+        return changed
+
+    def tune(self, progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+        """Time each distinct shape's candidate configs and keep the fastest.
+
+        Each candidate runs from a CUDA graph over enough copies of the weight to exceed the
+        L2 cache (a real step streams 9 GB past it), so launch gaps and cold reads count as
+        they do in the step and no host launch cost does. Every mat-vec is idempotent (it
+        rewrites the same outputs from the same inputs), so replaying it is safe.
+        """
+        from swarmlab.engine.fast.runner import _capture
+
+        best: dict[str, tuple[float, MatvecConfig]] = {}
+        for launch in self.matvecs:
+            if launch.key in best:
+                continue
+            size = launch.weight.numel() * launch.weight.element_size()
+            copies = [launch.weight] + [
+                launch.weight.clone() for _ in range(min(15, -(-TUNE_BYTES // size) - 1))
+            ]
+            timings = []
+            for config in candidate_configs(launch.rows, launch.k):
+                launch.config = config
+
+                def body(launch: _Matvec = launch, copies: list[torch.Tensor] = copies) -> None:
+                    for weight in copies:
+                        launch(weight)
+
+                graph = _capture(body)
+                timings.append((_replay_seconds(graph) / len(copies), config))
+            best[launch.key] = min(timings, key=lambda item: item[0])
+            seconds, config = best[launch.key]
+            progress(f"{launch.key}: {config} {seconds * 1e6:.1f} us")
+        for launch in self.matvecs:
+            launch.config = best[launch.key][1]
+        self.tuning = {
+            key: {"us": seconds * 1e6, "gbs": self._bytes(key) / seconds / 1e9, **asdict(config)}
+            for key, (seconds, config) in best.items()
+        }
+        return self.tuning
+
+    def _bytes(self, key: str) -> int:
+        launch = next(launch for launch in self.matvecs if launch.key == key)
+        return launch.weight.numel() * launch.weight.element_size()

@@ -1,0 +1,502 @@
+"""Triton kernels of the fused decode step (`fused.py`): a whole Gemma-4 layer in 8 launches.
+
+A batch-1 decode step is ~3.8 ms of kernels of which only ~2.2 ms is the unavoidable weight
+streaming; the rest was ~450 small kernels (norms, residual adds, RoPE, softmax, copies) each
+costing a few microseconds however little it does. These kernels fold that work into the
+mat-vecs that need it:
+
+- `matvec_kernel` epilogues apply GeGLU (gate and up rows are read by the same program), the
+  per-layer-embedding gate, a scale, or the final softcap with a per-block argmax. A mat-vec
+  whose output is a residual delta also finalizes: the last of its programs to finish (an
+  atomic counter) adds the normed delta to the residual stream, applies the layer scalar and
+  writes the RMS-normed input of the next mat-vec. (An earlier version had every program of
+  the next mat-vec recompute that input itself: ~3 us more per mat-vec and 77 us more on the
+  lm_head, measured on an H200.)
+- `qk_prep_kernel` does the per-head q/k/v RMSNorms and RoPE and writes the new key and value
+  into the cache, one program per head.
+- `attention_kernel` is split-KV flash decoding over the positions the query can see; the last
+  program of each KV head to finish (an atomic counter) merges the splits, so no second launch.
+- `finish_kernel` reduces the argmax blocks, feeds the token back and advances the position.
+
+Arithmetic mirrors transformers' bf16 rounding points (`_rnd` after every op that produces a
+bf16 tensor there), with float32 statistics and accumulation, so the fused step stays as close
+to transformers as the unfused one. With `TRITON_INTERPRET=1` the same kernels run on CPU
+tensors (numpy), which is how CI checks them against transformers in float32.
+
+`USE_PDL` kernels are launched with programmatic dependent launch: each program lets the next
+kernel start as soon as every program of this one is running (`gdc_launch_dependents`), and
+waits for the previous kernel (`gdc_wait`) only after issuing its first weight loads, which do
+not depend on it. So a kernel's start-up overlaps the tail of the one before.
+"""
+
+# Triton compiles a subset of Python: keep the plain if/else forms its code generator handles
+# for constexpr and runtime conditions alike.
+# ruff: noqa: SIM108
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+HAVE_TRITON = importlib.util.find_spec("triton") is not None
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+# Epilogues: what a mat-vec does with its output rows.
+STORE = 0
+SCALE = 1  # y * out_scale (the per-layer-embedding model projection)
+PLE_GATE = 2  # gelu(y) * per-layer input of this layer
+SOFTCAP_ARGMAX = 3  # final softcap, then each program's (max, first index)
+GEGLU = 4  # rows i and i + N/2 are gate and up: gelu(gate) * up
+
+if HAVE_TRITON:
+    import triton
+    import triton.language as tl
+
+    # Kernels may only read globals that are constexpr.
+    _STORE = tl.constexpr(STORE)
+    _SCALE = tl.constexpr(SCALE)
+    _PLE_GATE = tl.constexpr(PLE_GATE)
+    _SOFTCAP_ARGMAX = tl.constexpr(SOFTCAP_ARGMAX)
+    _GEGLU = tl.constexpr(GEGLU)
+
+    @triton.jit
+    def _rnd(x, DT: tl.constexpr):
+        """Round to the model dtype and back: where transformers stores a bf16 tensor."""
+        return x.to(DT).to(tl.float32)
+
+    @triton.jit
+    def _tanh(x):
+        return 2.0 / (1.0 + tl.exp(-2.0 * x)) - 1.0
+
+    @triton.jit
+    def _gelu(x):
+        """gelu with the tanh approximation (`gelu_pytorch_tanh`)."""
+        return 0.5 * x * (1.0 + _tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+    @triton.jit
+    def _pdl_wait(USE_PDL: tl.constexpr):
+        if USE_PDL:
+            tl.extra.cuda.gdc_wait()
+
+    @triton.jit
+    def _pdl_release(USE_PDL: tl.constexpr):
+        if USE_PDL:
+            tl.extra.cuda.gdc_launch_dependents()
+
+    @triton.jit
+    def _finalize(
+        y_ptr,
+        tok,
+        res_ptr,
+        gpost_ptr,
+        scalar_ptr,
+        gpre_ptr,
+        res_out_ptr,
+        xin_ptr,
+        HID,
+        res_scale,
+        eps,
+        DT: tl.constexpr,
+        F_FROM_TOKEN: tl.constexpr,
+        F_HAS_DELTA: tl.constexpr,
+        F_HAS_SCALAR: tl.constexpr,
+        F_PRE_NORM: tl.constexpr,
+        HB: tl.constexpr,
+    ):
+        """res_out = (res + rmsnorm(y) * g_post) * scalar; xin = rmsnorm(res_out) * g_pre."""
+        offs = tl.arange(0, HB)
+        ok = offs < HID
+        base = res_ptr
+        if F_FROM_TOKEN:
+            base = res_ptr + tok * HID
+        h = tl.load(base + offs, mask=ok, other=0.0, cache_modifier=".cg").to(tl.float32)
+        if F_FROM_TOKEN:
+            h = _rnd(h * res_scale, DT)
+        if F_HAS_DELTA:
+            d = tl.load(y_ptr + offs, mask=ok, other=0.0, cache_modifier=".cg").to(tl.float32)
+            r1 = 1.0 / tl.sqrt(tl.sum(d * d, axis=0) / HID + eps)
+            g = tl.load(gpost_ptr + offs, mask=ok, other=0.0).to(tl.float32)
+            h = _rnd(h + _rnd(d * r1 * g, DT), DT)
+        if F_HAS_SCALAR:
+            h = _rnd(h * tl.load(scalar_ptr).to(tl.float32), DT)
+        tl.store(res_out_ptr + offs, h.to(DT), mask=ok)
+        if F_PRE_NORM:
+            r2 = 1.0 / tl.sqrt(tl.sum(h * h, axis=0) / HID + eps)
+            g2 = tl.load(gpre_ptr + offs, mask=ok, other=0.0).to(tl.float32)
+            tl.store(xin_ptr + offs, _rnd(h * r2 * g2, DT).to(DT), mask=ok)
+
+    @triton.jit
+    def matvec_kernel(
+        w_ptr,
+        y_ptr,
+        NR,
+        K,
+        x_ptr,
+        tok_ptr,
+        res_ptr,
+        gpost_ptr,
+        scalar_ptr,
+        gpre_ptr,
+        res_out_ptr,
+        xin_ptr,
+        counter_ptr,
+        aux_ptr,
+        aux2_ptr,
+        aux3_ptr,
+        HID,
+        res_scale,
+        out_scale,
+        aux_scale,
+        eps,
+        aux_offset,
+        aux_stride,
+        EMBED_INPUT: tl.constexpr,
+        EPI: tl.constexpr,
+        FINAL: tl.constexpr,
+        F_FROM_TOKEN: tl.constexpr,
+        F_HAS_DELTA: tl.constexpr,
+        F_HAS_SCALAR: tl.constexpr,
+        F_PRE_NORM: tl.constexpr,
+        AUX_BLOCK: tl.constexpr,
+        HB: tl.constexpr,
+        BN: tl.constexpr,
+        BK: tl.constexpr,
+        EVEN_K: tl.constexpr,
+        USE_PDL: tl.constexpr,
+    ):
+        """y[NR] = W[NR (x2 for GEGLU), K] @ x, then an epilogue; with FINAL, the last
+        program to finish also rebuilds the residual stream for the next stage.
+
+        x is read as is, or (EMBED_INPUT) is the token's embedding row of table x_ptr times
+        res_scale. FINAL: res_out = (res + rmsnorm(y) * g_post) * scalar over HID elements
+        (res may be the token's embedding row, y may be left out, scalar too), and with
+        F_PRE_NORM also xin = rmsnorm(res_out) * g_pre: the next mat-vec's input. Only one
+        program does this (the last to arrive at counter_ptr), so no mat-vec recomputes a
+        norm, and with PDL the next kernel's first weight loads overlap it.
+
+        Pointers a variant does not use may be any tensor. `aux*` feed the epilogues:
+        PLE_GATE reads the projected per-layer inputs (aux, at aux_offset), their norm weight
+        (aux2) and the per-layer embedding table (aux3, row stride aux_stride, scale
+        aux_scale); SOFTCAP_ARGMAX writes block maxima to aux and their indices to aux2.
+        """
+        DT: tl.constexpr = y_ptr.dtype.element_ty
+        pid = tl.program_id(0)
+        _pdl_release(USE_PDL)
+        rows = pid * BN + tl.arange(0, BN)
+        row_ok = rows < NR
+        row_base = rows.to(tl.int64)[:, None] * K
+        up_base = (rows + NR).to(tl.int64)[:, None] * K
+        acc = tl.zeros((BN, BK), dtype=tl.float32)
+        acc2 = tl.zeros((BN, BK), dtype=tl.float32)
+        cols0 = tl.arange(0, BK)
+        # The first weight tile does not depend on the previous kernel: load it before waiting.
+        if EVEN_K:
+            first_mask = row_ok[:, None]
+        else:
+            first_mask = row_ok[:, None] & (cols0 < K)[None, :]
+        w_first = tl.load(w_ptr + row_base + cols0[None, :], mask=first_mask, other=0.0)
+        w2_first = w_first
+        if EPI == _GEGLU:
+            w2_first = tl.load(w_ptr + up_base + cols0[None, :], mask=first_mask, other=0.0)
+        _pdl_wait(USE_PDL)
+
+        tok = 0
+        if EMBED_INPUT or F_FROM_TOKEN or EPI == _PLE_GATE:
+            tok = tl.load(tok_ptr).to(tl.int64)
+        x_base = x_ptr
+        if EMBED_INPUT:
+            x_base = x_ptr + tok * K
+        x = tl.load(x_base + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
+        if EMBED_INPUT:
+            x = _rnd(x * res_scale, DT)
+        acc += w_first.to(tl.float32) * x[None, :]
+        if EPI == _GEGLU:
+            acc2 += w2_first.to(tl.float32) * x[None, :]
+        for start in range(BK, K, BK):
+            cols = start + cols0
+            col_ok = cols < K
+            x = tl.load(x_base + cols, mask=col_ok, other=0.0).to(tl.float32)
+            if EMBED_INPUT:
+                x = _rnd(x * res_scale, DT)
+            if EVEN_K:
+                mask = row_ok[:, None]
+            else:
+                mask = row_ok[:, None] & col_ok[None, :]
+            w = tl.load(w_ptr + row_base + cols[None, :], mask=mask, other=0.0)
+            acc += w.to(tl.float32) * x[None, :]
+            if EPI == _GEGLU:
+                w2 = tl.load(w_ptr + up_base + cols[None, :], mask=mask, other=0.0)
+                acc2 += w2.to(tl.float32) * x[None, :]
+
+        y = _rnd(tl.sum(acc, axis=1), DT)
+        if EPI == _SCALE:
+            y = _rnd(y * out_scale, DT)
+        elif EPI == _GEGLU:
+            up = _rnd(tl.sum(acc2, axis=1), DT)
+            y = _rnd(_rnd(_gelu(y), DT) * up, DT)
+        elif EPI == _PLE_GATE:
+            # This layer's per-layer input: rmsnorm(projection chunk) + scaled table row.
+            chunk = tl.arange(0, AUX_BLOCK)
+            chunk_ok = chunk < NR
+            projected = tl.load(aux_ptr + aux_offset + chunk, mask=chunk_ok, other=0.0)
+            projected = projected.to(tl.float32)
+            r3 = 1.0 / tl.sqrt(tl.sum(projected * projected, axis=0) / NR + eps)
+            mine = tl.load(aux_ptr + aux_offset + rows, mask=row_ok, other=0.0).to(tl.float32)
+            norm_w = tl.load(aux2_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
+            looked = tl.load(aux3_ptr + tok * aux_stride + aux_offset + rows, mask=row_ok)
+            looked = _rnd(looked.to(tl.float32) * aux_scale, DT)
+            per_layer = _rnd(_rnd(_rnd(mine * r3 * norm_w, DT) + looked, DT) * out_scale, DT)
+            y = _rnd(_rnd(_gelu(y), DT) * per_layer, DT)
+        elif EPI == _SOFTCAP_ARGMAX:
+            if out_scale > 0:
+                y = _rnd(_rnd(_tanh(_rnd(y / out_scale, DT)), DT) * out_scale, DT)
+            y = tl.where(row_ok, y, float("-inf"))
+            best = tl.max(y, axis=0)
+            first = tl.min(tl.where(y == best, rows, 2147483647), axis=0)
+            tl.store(aux_ptr + pid, best)
+            tl.store(aux2_ptr + pid, first)
+        if EPI != _SOFTCAP_ARGMAX:
+            tl.store(y_ptr + rows, y.to(DT), mask=row_ok)
+
+        if FINAL:
+            arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
+            if arrived == tl.num_programs(0) - 1:
+                _finalize(
+                    y_ptr,
+                    tok,
+                    res_ptr,
+                    gpost_ptr,
+                    scalar_ptr,
+                    gpre_ptr,
+                    res_out_ptr,
+                    xin_ptr,
+                    HID,
+                    res_scale,
+                    eps,
+                    DT,
+                    F_FROM_TOKEN,
+                    F_HAS_DELTA,
+                    F_HAS_SCALAR,
+                    F_PRE_NORM,
+                    HB,
+                )
+                tl.atomic_xchg(counter_ptr, 0)
+
+    @triton.jit
+    def _head_norm_rope(
+        src,
+        norm_ptr,
+        cos1,
+        cos2,
+        sin1,
+        sin2,
+        eps,
+        DT: tl.constexpr,
+        D: tl.constexpr,
+        HAS_WEIGHT: tl.constexpr,
+        ROPE: tl.constexpr,
+    ):
+        """RMSNorm over one head (two halves), then rotate_half RoPE; float32 values."""
+        half = tl.arange(0, D // 2)
+        x1 = tl.load(src + half).to(tl.float32)
+        x2 = tl.load(src + D // 2 + half).to(tl.float32)
+        r = 1.0 / tl.sqrt((tl.sum(x1 * x1, axis=0) + tl.sum(x2 * x2, axis=0)) / D + eps)
+        if HAS_WEIGHT:
+            n1 = _rnd(x1 * r * tl.load(norm_ptr + half).to(tl.float32), DT)
+            n2 = _rnd(x2 * r * tl.load(norm_ptr + D // 2 + half).to(tl.float32), DT)
+        else:
+            n1 = _rnd(x1 * r, DT)
+            n2 = _rnd(x2 * r, DT)
+        if ROPE:
+            o1 = _rnd(_rnd(n1 * cos1, DT) + _rnd(-n2 * sin1, DT), DT)
+            o2 = _rnd(_rnd(n2 * cos2, DT) + _rnd(n1 * sin2, DT), DT)
+            return o1, o2
+        return n1, n2
+
+    @triton.jit
+    def qk_prep_kernel(
+        qkv_ptr,
+        q_out_ptr,
+        qnorm_ptr,
+        knorm_ptr,
+        k_cache_ptr,
+        v_cache_ptr,
+        cos_ptr,
+        sin_ptr,
+        pos_ptr,
+        eps,
+        slots,
+        HEADS: tl.constexpr,
+        KV_HEADS: tl.constexpr,
+        D: tl.constexpr,
+        K_EQ_V: tl.constexpr,
+        USE_PDL: tl.constexpr,
+    ):
+        """Program h < HEADS: q head h normed and rotated into q_out. Program HEADS + j:
+        KV head j's key (normed, rotated) and value (normed) into the cache slot of `pos`."""
+        DT: tl.constexpr = q_out_ptr.dtype.element_ty
+        pid = tl.program_id(0)
+        _pdl_release(USE_PDL)
+        _pdl_wait(USE_PDL)
+        pos = tl.load(pos_ptr).to(tl.int64)
+        half = tl.arange(0, D // 2)
+        cos1 = tl.load(cos_ptr + pos * D + half).to(tl.float32)
+        cos2 = tl.load(cos_ptr + pos * D + D // 2 + half).to(tl.float32)
+        sin1 = tl.load(sin_ptr + pos * D + half).to(tl.float32)
+        sin2 = tl.load(sin_ptr + pos * D + D // 2 + half).to(tl.float32)
+        if pid < HEADS:
+            o1, o2 = _head_norm_rope(
+                qkv_ptr + pid * D, qnorm_ptr, cos1, cos2, sin1, sin2, eps, DT, D, True, True
+            )
+            tl.store(q_out_ptr + pid * D + half, o1.to(DT))
+            tl.store(q_out_ptr + pid * D + D // 2 + half, o2.to(DT))
+        else:
+            j = pid - HEADS
+            key_src = qkv_ptr + HEADS * D + j * D
+            value_src = key_src if K_EQ_V else qkv_ptr + (HEADS + KV_HEADS) * D + j * D
+            k1, k2 = _head_norm_rope(
+                key_src, knorm_ptr, cos1, cos2, sin1, sin2, eps, DT, D, True, True
+            )
+            v1, v2 = _head_norm_rope(
+                value_src, knorm_ptr, cos1, cos2, sin1, sin2, eps, DT, D, False, False
+            )
+            slot = (j.to(tl.int64) * slots + pos % slots) * D
+            tl.store(k_cache_ptr + slot + half, k1.to(DT))
+            tl.store(k_cache_ptr + slot + D // 2 + half, k2.to(DT))
+            tl.store(v_cache_ptr + slot + half, v1.to(DT))
+            tl.store(v_cache_ptr + slot + D // 2 + half, v2.to(DT))
+
+    @triton.jit
+    def attention_kernel(
+        q_ptr,
+        k_cache_ptr,
+        v_cache_ptr,
+        out_ptr,
+        m_ptr,
+        l_ptr,
+        acc_ptr,
+        counter_ptr,
+        pos_ptr,
+        slots,
+        window,
+        GROUP: tl.constexpr,
+        BG: tl.constexpr,
+        D: tl.constexpr,
+        BS: tl.constexpr,
+        SPLITS: tl.constexpr,
+        SLIDING: tl.constexpr,
+        IEEE: tl.constexpr,
+        USE_PDL: tl.constexpr,
+    ):
+        """One query token against the cached positions it sees, for the GROUP query heads of
+        KV head program_id(0); program_id(1) takes one of SPLITS equal runs of positions.
+
+        Positions visible: max(0, pos - window + 1)..pos for sliding layers, 0..pos for global
+        ones; position p sits in slot p % slots. Scores are unscaled (the q/k norms stand in for
+        1/sqrt(d)) and rounded to the model dtype as transformers' bf16 matmul does; softmax is
+        float32 and online. Each split leaves (max, sum, weighted values) per head; the last
+        split of a KV head to finish merges them into `out`.
+        """
+        DT: tl.constexpr = out_ptr.dtype.element_ty
+        kvh = tl.program_id(0)
+        split = tl.program_id(1)
+        _pdl_release(USE_PDL)
+        _pdl_wait(USE_PDL)
+        pos = tl.load(pos_ptr).to(tl.int64)
+        if SLIDING:
+            low = tl.maximum(pos - window + 1, 0)
+        else:
+            low = pos * 0
+        count = pos - low + 1
+        per = (count + SPLITS - 1) // SPLITS
+        begin = low + split * per
+        end = tl.minimum(begin + per, pos + 1)
+
+        g = tl.arange(0, BG)
+        g_ok = g < GROUP
+        dims = tl.arange(0, D)
+        heads = kvh * GROUP + g
+        q = tl.load(q_ptr + heads[:, None] * D + dims[None, :], mask=g_ok[:, None], other=0.0)
+        m = tl.full((BG,), float("-inf"), dtype=tl.float32)
+        total = tl.zeros((BG,), dtype=tl.float32)
+        acc = tl.zeros((BG, D), dtype=tl.float32)
+        cache_base = kvh.to(tl.int64) * slots * D
+        for first in range(begin, end, BS):
+            p = first + tl.arange(0, BS)
+            ok = p < end
+            slot = cache_base + (p % slots) * D
+            k = tl.load(k_cache_ptr + slot[:, None] + dims[None, :], mask=ok[:, None], other=0.0)
+            v = tl.load(v_cache_ptr + slot[:, None] + dims[None, :], mask=ok[:, None], other=0.0)
+            if IEEE:
+                scores = tl.dot(q, tl.trans(k), input_precision="ieee")
+            else:
+                scores = tl.dot(q, tl.trans(k))
+            scores = tl.where(ok[None, :], _rnd(scores, DT), float("-inf"))
+            new_m = tl.maximum(m, tl.max(scores, axis=1))
+            alpha = tl.exp(m - new_m)
+            weights = tl.exp(scores - new_m[:, None])
+            total = total * alpha + tl.sum(weights, axis=1)
+            if IEEE:
+                acc = acc * alpha[:, None] + tl.dot(
+                    weights, v.to(tl.float32), input_precision="ieee"
+                )
+            else:
+                acc = acc * alpha[:, None] + tl.dot(weights.to(DT), v)
+            m = new_m
+
+        part = heads * SPLITS + split
+        tl.store(m_ptr + part, m, mask=g_ok)
+        tl.store(l_ptr + part, total, mask=g_ok)
+        tl.store(acc_ptr + part[:, None] * D + dims[None, :], acc, mask=g_ok[:, None])
+        arrived = tl.atomic_add(counter_ptr + kvh, 1, sem="acq_rel")
+        if arrived == SPLITS - 1:
+            splits = tl.arange(0, SPLITS)
+            for member in tl.static_range(GROUP):
+                head = kvh * GROUP + member
+                parts = head * SPLITS + splits
+                ms = tl.load(m_ptr + parts, cache_modifier=".cg")
+                ls = tl.load(l_ptr + parts, cache_modifier=".cg")
+                scale = tl.exp(ms - tl.max(ms, axis=0))
+                values = tl.load(acc_ptr + parts[:, None] * D + dims[None, :], cache_modifier=".cg")
+                merged = tl.sum(values * scale[:, None], axis=0) / tl.sum(scale * ls, axis=0)
+                tl.store(out_ptr + head * D + dims, merged.to(DT))
+            tl.atomic_xchg(counter_ptr + kvh, 0)
+
+    @triton.jit
+    def finish_kernel(
+        best_ptr,
+        index_ptr,
+        blocks,
+        token_ptr,
+        position_ptr,
+        count_ptr,
+        history_ptr,
+        slot_positions_ptr,
+        ring,
+        BLOCK: tl.constexpr,
+        USE_PDL: tl.constexpr,
+    ):
+        """The argmax over the vocabulary blocks (first index on ties, as torch.argmax), fed
+        back as the next input token; record it, advance the position and the ring's map."""
+        _pdl_release(USE_PDL)
+        _pdl_wait(USE_PDL)
+        offs = tl.arange(0, BLOCK)
+        best = float("-inf")
+        chosen = 0
+        for start in range(0, blocks, BLOCK):
+            ok = start + offs < blocks
+            values = tl.load(best_ptr + start + offs, mask=ok, other=float("-inf"))
+            indices = tl.load(index_ptr + start + offs, mask=ok, other=2147483647)
+            top = tl.max(values, axis=0)
+            first = tl.min(tl.where(values == top, indices, 2147483647), axis=0)
+            if top > best:
+                best = top
+                chosen = first
+        pos = tl.load(position_ptr)
+        count = tl.load(count_ptr)
+        token = chosen.to(tl.int64)
+        tl.store(token_ptr, token)
+        tl.store(history_ptr + count, token)
+        tl.store(slot_positions_ptr + pos % ring, pos)
+        tl.store(position_ptr, pos + 1)
+        tl.store(count_ptr, count + 1)

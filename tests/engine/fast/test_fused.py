@@ -1,0 +1,147 @@
+"""The fused decode step (Triton) against the unfused fast decoder and transformers.
+
+On a machine without CUDA the kernels run under Triton's interpreter (numpy, float32); on the
+GPU machine the same tests run the compiled kernels on CUDA. Either way the fused step must
+produce the unfused step's greedy tokens, logit maxima and KV-cache contents, and generation
+through it must equal transformers' plain greedy decoding.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import torch
+from tests.engine.fast.test_model import reference_greedy
+from tests.fixtures.fast_engine import TINY_WINDOW
+
+from swarmlab.engine.fast.backend import FastOptionError, FastOptions
+from swarmlab.engine.fast.model import FastDecoder
+from swarmlab.engine.fast.runner import FusedSettings, GreedyRunner
+from swarmlab.engine.speculative import ModelDrafter, speculative_generate
+
+pytest.importorskip("triton")
+CUDA = torch.cuda.is_available()
+DEVICE = torch.device("cuda" if CUDA else "cpu")
+STEPS = 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernels() -> None:
+    """Compiled kernels on CUDA; on CPU, tests/conftest.py selects Triton's interpreter."""
+    from swarmlab.engine.fast import fused_kernels
+
+    if not CUDA and not fused_kernels.INTERPRETED:
+        pytest.skip("no CUDA, and triton was imported before TRITON_INTERPRET=1 was set")
+
+
+def _decoder(model: Any) -> FastDecoder:
+    on_device = copy.deepcopy(model).to(DEVICE) if CUDA else model
+    return FastDecoder.from_transformers(on_device, max_len=96, max_step_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[list[int]]:
+    """One prompt inside the sliding window, one three windows long."""
+    generator = torch.Generator().manual_seed(11)
+    return [
+        torch.randint(0, 128, (n,), generator=generator).tolist() for n in (3, 3 * TINY_WINDOW + 2)
+    ]
+
+
+def _prefill(decoder: FastDecoder, prompt: list[int]) -> int:
+    decoder.cache.reset()
+    positions = torch.arange(len(prompt), device=DEVICE)
+    hidden = decoder.hidden(torch.tensor(prompt, device=DEVICE), positions, last_only=True)
+    return int(decoder.logits(hidden[-1:]).argmax())
+
+
+@torch.inference_mode()
+def test_fused_step_equals_the_unfused_step(tiny_target: Any, prompts: list[list[int]]) -> None:
+    from swarmlab.engine.fast.fused import FusedDecodeStep
+
+    decoder = _decoder(tiny_target)
+    runner_state = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
+    token, position, count = runner_state
+    history = torch.zeros(96, dtype=torch.long, device=DEVICE)
+    step = FusedDecodeStep(decoder, token, position, count, history)
+    # qkv, prep, attention, o, gate+up, down, PLE gate, PLE projection a layer, plus 3.
+    assert len(step.launches) == 8 * decoder.shape.num_layers + 3
+    for prompt in prompts:
+        first = _prefill(decoder, prompt)
+        expected_tokens, expected_max, expected_cache = [], [], []
+        current, pos = first, len(prompt)
+        for _ in range(STEPS):
+            logits = decoder.logits(
+                decoder.hidden(
+                    torch.tensor([current], device=DEVICE), torch.tensor([pos], device=DEVICE)
+                )
+            )[0]
+            expected_max.append(float(logits.max()))
+            current, pos = int(logits.argmax()), pos + 1
+            expected_tokens.append(current)
+        expected_cache = _cache_snapshot(decoder)
+        expected_slots = decoder.cache.slot_positions.clone()
+
+        _prefill(decoder, prompt)
+        token.fill_(first)
+        position.fill_(len(prompt))
+        count.fill_(0)
+        maxima = []
+        for _ in range(STEPS):
+            step()
+            maxima.append(float(step.best[: step.head.blocks].max()))
+        assert history[:STEPS].tolist() == expected_tokens
+        assert int(position) == len(prompt) + STEPS and int(count) == STEPS
+        torch.testing.assert_close(
+            torch.tensor(maxima), torch.tensor(expected_max), rtol=1e-4, atol=1e-4
+        )
+        for layer, (keys, values) in _cache_snapshot(decoder).items():
+            torch.testing.assert_close(keys, expected_cache[layer][0], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(values, expected_cache[layer][1], rtol=1e-4, atol=1e-5)
+        assert torch.equal(decoder.cache.slot_positions, expected_slots)
+
+
+def _cache_snapshot(decoder: FastDecoder) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    cache = decoder.cache
+    return {layer: (cache.keys[layer].clone(), cache.values[layer].clone()) for layer in cache.keys}
+
+
+def test_generation_through_the_fused_runner_is_plain_greedy(
+    tiny_target: Any, prompts: list[list[int]]
+) -> None:
+    runner = GreedyRunner(_decoder(tiny_target), prefill_chunk=16, fused=FusedSettings())
+    cpu_model = tiny_target
+    for prompt in prompts:
+        expected = reference_greedy(cpu_model, prompt, STEPS)
+        assert runner.generate(prompt, STEPS) == expected
+    # A stop id cuts generation right after it, as the unfused runner does.
+    tokens = runner.generate(prompts[1], STEPS)
+    assert (
+        runner.generate(prompts[1], STEPS, stop_ids=[tokens[3]])
+        == tokens[: tokens.index(tokens[3]) + 1]
+    )
+
+
+def test_a_fused_draft_model_keeps_speculative_decoding_exact(
+    tiny_target: Any, tiny_draft: Any, prompts: list[list[int]]
+) -> None:
+    """The draft decodes with the fused step and extends with the unfused one, so both must
+    keep the sliding ring's bookkeeping consistent."""
+    target = GreedyRunner(_decoder(tiny_target), prefill_chunk=16, verify_widths=[4])
+    draft = GreedyRunner(_decoder(tiny_draft), prefill_chunk=16, fused=FusedSettings())
+    prompt = prompts[1]
+    tokens, stats = speculative_generate(target, ModelDrafter(draft), prompt, 12, 3)
+    assert tokens == reference_greedy(tiny_target, prompt, 12)
+    assert stats.steps >= 3
+
+
+def test_fused_options_are_checked() -> None:
+    assert FastOptions.from_env(
+        {"SWARMLAB_FAST_FUSED": "1", "SWARMLAB_FAST_PDL": "1"}, "cuda"
+    ).fused
+    with pytest.raises(FastOptionError, match="must be 0 or 1"):
+        FastOptions.from_env({"SWARMLAB_FAST_FUSED": "yes"}, "cuda")
+    with pytest.raises(FastOptionError, match="plain weights"):
+        FastOptions.from_env({"SWARMLAB_FAST_FUSED": "1", "SWARMLAB_FAST_KERNELS": "int8"}, "cuda")
