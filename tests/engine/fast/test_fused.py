@@ -57,10 +57,15 @@ def _prefill(decoder: FastDecoder, prompt: list[int]) -> int:
     return int(decoder.logits(hidden[-1:]).argmax())
 
 
+@pytest.mark.parametrize("merge_limit", [16384, 0], ids=["merge-at-once", "merge-per-head"])
 @torch.inference_mode()
-def test_fused_step_equals_the_unfused_step(tiny_target: Any, prompts: list[list[int]]) -> None:
+def test_fused_step_equals_the_unfused_step(
+    tiny_target: Any, prompts: list[list[int]], merge_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swarmlab.engine.fast import fused
     from swarmlab.engine.fast.fused import FusedDecodeStep
 
+    monkeypatch.setattr(fused, "MERGE_AT_ONCE_LIMIT", merge_limit)
     decoder = _decoder(tiny_target)
     runner_state = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
     token, position, count = runner_state

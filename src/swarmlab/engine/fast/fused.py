@@ -85,8 +85,20 @@ def candidate_configs(rows: int, k: int) -> list[MatvecConfig]:
         config = MatvecConfig(block_n, block_k, warps, stages)
         if config not in seen:
             seen.append(config)
+    # Whole rows in one tile: with PDL a program loads all of its weights before it waits
+    # for the previous kernel, so a small mat-vec streams while the one before finishes.
+    if _pow2(k) <= 4096:
+        for block_n in (1, 2, 4):
+            if block_n * _pow2(k) <= 8192 and -(-rows // block_n) >= 32:
+                config = MatvecConfig(block_n, _pow2(k), 8 if block_n * _pow2(k) > 4096 else 4)
+                if config not in seen:
+                    seen.append(config)
     return seen
 
+
+# Attention splits are merged in one round of loads up to this many float32 values (else one
+# query head at a time, which keeps registers in bounds on the 512-wide global heads).
+MERGE_AT_ONCE_LIMIT = 16384
 
 # Bytes of weight copies a tuning graph streams per candidate (several times the 50 MB L2).
 TUNE_BYTES = 256 * 2**20
@@ -481,6 +493,8 @@ class FusedDecodeStep:
                 slots,
                 window,
                 GROUP=group,
+                GP=_pow2(group),
+                MERGE_AT_ONCE=_pow2(group) * splits * head_dim <= MERGE_AT_ONCE_LIMIT,
                 BG=max(16, _pow2(group)),
                 D=head_dim,
                 BS=block_s,

@@ -380,6 +380,8 @@ if HAVE_TRITON:
         slots,
         window,
         GROUP: tl.constexpr,
+        GP: tl.constexpr,
+        MERGE_AT_ONCE: tl.constexpr,
         BG: tl.constexpr,
         D: tl.constexpr,
         BS: tl.constexpr,
@@ -451,15 +453,40 @@ if HAVE_TRITON:
         arrived = tl.atomic_add(counter_ptr + kvh, 1, sem="acq_rel")
         if arrived == SPLITS - 1:
             splits = tl.arange(0, SPLITS)
-            for member in tl.static_range(GROUP):
-                head = kvh * GROUP + member
-                parts = head * SPLITS + splits
-                ms = tl.load(m_ptr + parts, cache_modifier=".cg")
-                ls = tl.load(l_ptr + parts, cache_modifier=".cg")
-                scale = tl.exp(ms - tl.max(ms, axis=0))
-                values = tl.load(acc_ptr + parts[:, None] * D + dims[None, :], cache_modifier=".cg")
-                merged = tl.sum(values * scale[:, None], axis=0) / tl.sum(scale * ls, axis=0)
-                tl.store(out_ptr + head * D + dims, merged.to(DT))
+            if MERGE_AT_ONCE:
+                # Every query head of this KV head at once: one round of loads.
+                members = tl.arange(0, GP)
+                member_ok = members < GROUP
+                parts = (kvh * GROUP + members)[:, None] * SPLITS + splits[None, :]
+                ms = tl.load(
+                    m_ptr + parts, mask=member_ok[:, None], other=0.0, cache_modifier=".cg"
+                )
+                ls = tl.load(
+                    l_ptr + parts, mask=member_ok[:, None], other=1.0, cache_modifier=".cg"
+                )
+                scale = tl.exp(ms - tl.max(ms, axis=1)[:, None])
+                values = tl.load(
+                    acc_ptr + parts[:, :, None] * D + dims[None, None, :],
+                    mask=member_ok[:, None, None],
+                    other=0.0,
+                    cache_modifier=".cg",
+                )
+                merged = tl.sum(values * scale[:, :, None], axis=1)
+                merged = merged / tl.sum(scale * ls, axis=1)[:, None]
+                out_rows = (kvh * GROUP + members)[:, None] * D + dims[None, :]
+                tl.store(out_ptr + out_rows, merged.to(DT), mask=member_ok[:, None])
+            else:
+                for member in tl.static_range(GROUP):
+                    head = kvh * GROUP + member
+                    parts = head * SPLITS + splits
+                    ms = tl.load(m_ptr + parts, cache_modifier=".cg")
+                    ls = tl.load(l_ptr + parts, cache_modifier=".cg")
+                    scale = tl.exp(ms - tl.max(ms, axis=0))
+                    values = tl.load(
+                        acc_ptr + parts[:, None] * D + dims[None, :], cache_modifier=".cg"
+                    )
+                    merged = tl.sum(values * scale[:, None], axis=0) / tl.sum(scale * ls, axis=0)
+                    tl.store(out_ptr + head * D + dims, merged.to(DT))
             tl.atomic_xchg(counter_ptr + kvh, 0)
 
     @triton.jit
