@@ -70,6 +70,21 @@ def test_greedy_tokens_equal_transformers(
     assert produced == expected
 
 
+# Chunks of 12 and 16 tokens, padded in front to 8 or 16 (narrow steps that write the ring
+# directly, and wide ones that attend over ring plus their own keys), then 12 or 16 again.
+@pytest.mark.parametrize("prefill_chunk", [12, 16])
+def test_padded_prefill_gives_the_same_tokens(
+    fast: FastDecoder,
+    test_prompts: list[list[int]],
+    expected: list[list[int]],
+    prefill_chunk: int,
+) -> None:
+    runner = GreedyRunner(fast, prefill_chunk=prefill_chunk, sync_every=5, pad_prefill=True)
+    assert list(runner._prefill_steps) == ([8, 12] if prefill_chunk == 12 else [8, 16])
+    produced = [runner.generate(prompt, NEW_TOKENS) for prompt in test_prompts]
+    assert produced == expected
+
+
 def test_generation_stops_after_the_first_stop_id(
     fast: FastDecoder, test_prompts: list[list[int]], expected: list[list[int]]
 ) -> None:

@@ -82,8 +82,12 @@ class KVCache:
                 "--max-context"
             )
 
-    def begin_step(self, positions: torch.Tensor) -> Step:
-        """Record this step's positions (narrow steps) and build every layer type's mask."""
+    def begin_step(self, positions: torch.Tensor, key_valid: torch.Tensor | None = None) -> Step:
+        """Record this step's positions (narrow steps) and build every layer type's mask.
+
+        `key_valid` ([T] bool) marks padding: a padded prefill repeats its first token at its
+        first position, which rewrites that token's own cache entries with the same values;
+        in a wide step a padding key must also not be attended to twice."""
         query = positions[:, None]
         global_mask = self.global_positions[None, :] <= query
         ring_slots = positions % self.ring
@@ -94,6 +98,8 @@ class KVCache:
             ring = self.slot_positions[None, :]
             ring_visible = (ring >= 0) & (ring < positions[:1]) & (ring > query - self.window)
             own_visible = (positions[None, :] <= query) & (positions[None, :] > query - self.window)
+            if key_valid is not None:
+                own_visible = own_visible & key_valid[None, :]
             sliding_mask = torch.cat((ring_visible, own_visible), dim=1)
         else:
             self.slot_positions.index_copy_(0, ring_slots, positions)

@@ -243,13 +243,18 @@ class FastDecoder(nn.Module):
         return (projected + looked_up.view(-1, layers, dim)) * 2.0**-0.5
 
     def hidden(
-        self, tokens: torch.Tensor, positions: torch.Tensor, last_only: bool = False
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        last_only: bool = False,
+        key_valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the decoder over `tokens` at `positions`, filling the cache; final-normed states
-        of every position, or of the last one only (`last_only`, for prefill)."""
+        of every position, or of the last one only (`last_only`, for prefill). `key_valid`
+        marks a padded prefill's real tokens (`KVCache.begin_step`)."""
         x = F.embedding(tokens, self.embed) * self.embed_scale
         ple = self.per_layer_inputs(tokens, x) if self.shape.ple_dim else None
-        step = self.cache.begin_step(positions)
+        step = self.cache.begin_step(positions, key_valid)
         rope = {kind: (cos[positions], sin[positions]) for kind, (cos, sin) in self.rope.items()}
         first_shared = self.shape.num_layers - self.shape.num_kv_shared_layers
         for i, block in enumerate(cast(list[Block], self.blocks)):

@@ -102,6 +102,7 @@ class GreedyRunner:
         sync_every: int = DEFAULT_SYNC_EVERY,
         verify_widths: Iterable[int] = (),
         fused: FusedSettings | None = None,
+        pad_prefill: bool | None = None,
     ) -> None:
         if prefill_chunk < 1:
             raise ValueError(f"prefill_chunk must be at least 1, got {prefill_chunk}")
@@ -125,6 +126,15 @@ class GreedyRunner:
         with torch.inference_mode():
             self._decode = CapturedStep(self._decode_body, device, use_graph)
             self._verify_steps = {width: self._build_verify(width) for width in verify_widths}
+            # Prefill in fixed sizes, each captured once: an eager 1k-token prefill launches
+            # ~2,300 kernels and is bound by the host (~45 ms on an H200).
+            if pad_prefill is None:
+                pad_prefill = use_graph and device.type == "cuda"
+            self._prefill_steps = (
+                {size: self._build_prefill(size) for size in prefill_sizes(prefill_chunk)}
+                if pad_prefill
+                else {}
+            )
         self.model.cache.reset()
 
     @property
@@ -155,6 +165,11 @@ class GreedyRunner:
     def extend(self, tokens: list[int], start: int) -> torch.Tensor:
         """Feed `tokens` at positions start.. (in chunks) after what the cache holds; the
         greedy token that follows them ([1], on device)."""
+        if self._prefill_steps:
+            for offset in range(0, len(tokens), self.prefill_chunk):
+                chunk = tokens[offset : offset + self.prefill_chunk]
+                nxt = self._padded_prefill(chunk, start + offset)
+            return nxt.clone()
         device = self.model.device
         ids = torch.tensor(tokens, dtype=torch.long, device=device)
         for offset in range(0, len(tokens), self.prefill_chunk):
@@ -162,6 +177,40 @@ class GreedyRunner:
             positions = torch.arange(start + offset, start + stop, device=device)
             hidden = self.model.hidden(ids[offset:stop], positions, last_only=True)
         return torch.argmax(self.model.logits(hidden[-1:]), dim=-1)
+
+    def _padded_prefill(self, chunk: list[int], start: int) -> torch.Tensor:
+        """Feed one chunk through the smallest prepared size that holds it, padded in front
+        with copies of its first token at its first position (they recompute that token's
+        own cache entries, and are masked as keys); the greedy token after the chunk."""
+        size = next(size for size in self._prefill_steps if size >= len(chunk))
+        step, inputs, out = self._prefill_steps[size]
+        pad = size - len(chunk)
+        rows = torch.tensor(
+            [
+                [chunk[0]] * pad + chunk,
+                [start] * pad + list(range(start, start + len(chunk))),
+                [0] * pad + [1] * len(chunk),
+            ],
+            dtype=torch.long,
+        )
+        inputs.copy_(rows)
+        step()
+        return out
+
+    def _build_prefill(self, size: int) -> tuple[CapturedStep, torch.Tensor, torch.Tensor]:
+        device = self.model.device
+        inputs = torch.zeros(3, size, dtype=torch.long, device=device)
+        inputs[1] = torch.arange(size, device=device)
+        inputs[2] = 1
+        out = torch.zeros(1, dtype=torch.long, device=device)
+
+        def body() -> None:
+            hidden = self.model.hidden(
+                inputs[0], inputs[1], last_only=True, key_valid=inputs[2] > 0
+            )
+            out.copy_(torch.argmax(self.model.logits(hidden[-1:]), dim=-1))
+
+        return CapturedStep(body, device, self.use_graph), inputs, out
 
     @torch.inference_mode()
     def generate(
@@ -239,6 +288,13 @@ class GreedyRunner:
             out.copy_(self._forward(ids, positions))
 
         return CapturedStep(body, device, self.use_graph), ids, positions, out
+
+
+def prefill_sizes(chunk: int) -> list[int]:
+    """Prefill step sizes prepared for a prefill chunk: powers of two from 8, then the chunk
+    itself (a prompt's last partial chunk is padded to the next one: at most 2x the work)."""
+    sizes = [size for size in (2**power for power in range(3, 16)) if size < chunk]
+    return [*sizes, chunk]
 
 
 def _stop_index(tokens: list[int], stops: set[int]) -> int:
