@@ -150,3 +150,22 @@ def test_fused_options_are_checked() -> None:
         FastOptions.from_env({"SWARMLAB_FAST_FUSED": "yes"}, "cuda")
     with pytest.raises(FastOptionError, match="plain weights"):
         FastOptions.from_env({"SWARMLAB_FAST_FUSED": "1", "SWARMLAB_FAST_KERNELS": "int8"}, "cuda")
+
+
+def test_the_shipped_h200_tiles_name_the_e4b_mat_vecs() -> None:
+    import json
+
+    from swarmlab.engine.fast.fused import TILES, MatvecConfig
+
+    shipped = json.loads((TILES / "nvidia-h200.json").read_text(encoding="utf-8"))
+    assert shipped["gpu"] == "NVIDIA H200"
+    shapes = {key.split(":")[0] for key in shipped["configs"]}
+    # qkv (sliding, shared q, global, shared global q), o (sliding, global), gate+up, down,
+    # the three per-layer-embedding projections and the lm_head.
+    assert shapes == {
+        "3072x2560", "2048x2560", "5120x2560", "4096x2560", "2560x2048", "2560x4096",
+        "10240x2560", "2560x10240", "256x2560", "2560x256", "10752x2560", "262144x2560",
+    }  # fmt: skip
+    for config in shipped["configs"].values():
+        tile = MatvecConfig(**config)
+        assert tile.block_n >= 1 and tile.block_k & (tile.block_k - 1) == 0

@@ -14,9 +14,11 @@ past it); `configs()` / `use_configs()` save and restore the choice.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -115,6 +117,22 @@ def _replay_seconds(graph: torch.cuda.CUDAGraph, repeats: int = 7) -> float:
         stop.synchronize()
         times.append(start.elapsed_time(stop) / 1e3)
     return sorted(times)[len(times) // 2]
+
+
+TILES = Path(__file__).with_name("tiles")
+
+
+def shipped_configs(device: torch.device) -> dict[str, dict[str, int]]:
+    """Tile configs tuned on this GPU model and shipped with swarmlab (`tiles/<gpu>.json`,
+    written from a bench run's `fused_configs`); empty when none was recorded for it."""
+    if device.type != "cuda":
+        return {}
+    name = torch.cuda.get_device_name(device).lower().replace(" ", "-")
+    path = TILES / f"{name}.json"
+    if not path.is_file():
+        return {}
+    configs: dict[str, dict[str, int]] = json.loads(path.read_text(encoding="utf-8"))["configs"]
+    return configs
 
 
 def _weight(module: nn.Module) -> torch.Tensor:

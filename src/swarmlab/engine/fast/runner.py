@@ -60,7 +60,8 @@ def _capture(body: Callable[[], None]) -> torch.cuda.CUDAGraph:
 @dataclass
 class FusedSettings:
     """How to build the fused decode step (`fused.py`): programmatic dependent launch, and
-    tile configs either tuned on the spot or taken from an earlier `configs()`."""
+    tile configs tuned on the spot, taken from an earlier `configs()`, or else those shipped
+    for this GPU model (`fused.shipped_configs`)."""
 
     use_pdl: bool = False
     tune: bool = False
@@ -79,8 +80,9 @@ def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeSte
         runner.history,
         use_pdl=settings.use_pdl,
     )
-    if settings.configs:
-        step.use_configs(settings.configs)
+    from swarmlab.engine.fast.fused import shipped_configs
+
+    step.use_configs(settings.configs or shipped_configs(runner.model.device))
     if settings.tune:
         with torch.inference_mode():
             settings.tuned = step.tune()
