@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -20,26 +19,19 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from swarmlab.engine.bench import random_transformers_model
-from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec
+from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec, _replay_seconds
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import _capture
 
 
 def graph_ms(launches: list[Callable[[], None]], steps: int) -> float:
+    """Median milliseconds of one replay of a graph holding `launches`."""
+
     def body() -> None:
         for launch in launches:
             launch()
 
-    graph = _capture(body)
-    times = []
-    for _ in range(steps):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return statistics.median(times)
+    return _replay_seconds(_capture(body), steps) * 1e3
 
 
 def kernel_times(step: FusedDecodeStep) -> dict[str, float]:

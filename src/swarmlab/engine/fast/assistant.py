@@ -36,10 +36,10 @@ from swarmlab.engine.fast.config import (
     layer_type_shapes,
 )
 from swarmlab.engine.fast.model import (
-    LAYER_NAMES,
     FastDecoder,
     attend,
     greedy,
+    layer_weights,
     linear_from,
     rms_norm,
     rope_tables,
@@ -274,16 +274,7 @@ class MtpAssistant:
 def extract_assistant_weights(model: Any, shape: AssistantShape) -> dict[str, Any]:
     """Pick the tensors the drafter needs out of a transformers `Gemma4AssistantForCausalLM`."""
     state = {name: tensor.detach() for name, tensor in model.state_dict().items()}
-    layers = []
-    for i in range(len(shape.layer_types)):
-        prefix = f"model.layers.{i}."
-        layers.append(
-            {
-                key: state[prefix + name]
-                for key, name in LAYER_NAMES.items()
-                if prefix + name in state
-            }
-        )
+    layers = layer_weights(state, "model.layers.", len(shape.layer_types))
     weights: dict[str, Any] = {
         "layers": layers,
         "final_norm": state["model.norm.weight"],

@@ -346,20 +346,23 @@ LAYER_NAMES = {
 }
 
 
+def layer_weights(state: dict[str, torch.Tensor], prefix: str, count: int) -> list[dict[str, Any]]:
+    """Each layer's tensors under `prefix{i}.`, by `LAYER_NAMES` key (absent ones left out)."""
+    return [
+        {
+            key: state[f"{prefix}{i}.{name}"]
+            for key, name in LAYER_NAMES.items()
+            if f"{prefix}{i}.{name}" in state
+        }
+        for i in range(count)
+    ]
+
+
 def extract_weights(model: Any, shape: DecoderShape) -> dict[str, Any]:
     """Pick the tensors the fast decoder needs out of a transformers Gemma-4 model."""
     text = _text_model(model)
     state = {name: tensor.detach() for name, tensor in text.state_dict().items()}
-    layers = []
-    for i in range(shape.num_layers):
-        prefix = f"layers.{i}."
-        layers.append(
-            {
-                key: state[prefix + name]
-                for key, name in LAYER_NAMES.items()
-                if prefix + name in state
-            }
-        )
+    layers = layer_weights(state, "layers.", shape.num_layers)
     weights: dict[str, Any] = {
         "embed": state["embed_tokens.weight"],
         "final_norm": state["norm.weight"],
