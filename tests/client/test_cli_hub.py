@@ -90,6 +90,21 @@ def test_posts_reach_the_mentioned_inbox_shown_as_a_table(cli: CliRunner, sdk_hu
     assert "Plan: static KV." in board.output and "plan" in board.output
 
 
+def test_an_exploit_report_posted_through_the_cli_is_filed_not_posted(
+    cli: CliRunner, sdk_hub: SdkHub
+) -> None:
+    register(cli, "alice")
+    filed = agent(cli, "post", "Teacher-forced PPL\nIt misses drift.", "--type", "exploit-report")
+    assert filed.exit_code == 0, filed.output
+    assert "filed report-1, not posted on the board" in filed.output
+    assert "GET /v1/reports" in filed.output
+    assert agent_json(cli, "messages")["items"] == []
+    mine = agent(cli, "reports")
+    assert mine.exit_code == 0 and "Teacher-forced PPL" in mine.output and "open" in mine.output
+    organizer = sdk_hub.organizer()
+    assert [r["author"] for r in organizer.reports()["items"]] == ["alice"]
+
+
 def test_results_leaderboard_and_digest_render(cli: CliRunner, sdk_hub: SdkHub) -> None:
     register(cli, "alice")
     args = ["-s", "tps=150", "-s", "ppl=2.3", "--method", "static-kv", "--description", "d"]

@@ -199,3 +199,22 @@ def test_only_organizers_broadcast_to_every_inbox(sdk_hub: SdkHub) -> None:
     assert [alice.inbox().items[0]["id"], bob.inbox().items[0]["id"]] == [notice["id"]] * 2
     with pytest.raises(AuthError):
         alice.post("everyone look at me", broadcast=True)
+
+
+def test_an_exploit_report_message_is_filed_privately(sdk_hub: SdkHub) -> None:
+    alice, bob = sdk_hub.agent("alice"), sdk_hub.agent("bob")
+    organizer = sdk_hub.organizer()
+    filed = alice.post("Teacher-forced PPL\nIt misses decode drift.", type="exploit-report")
+    assert (filed["filed"], filed["id"], filed["see"]) == ("report", "report-1", "GET /v1/reports")
+    direct = alice.report("Second loophole", "details")
+    assert direct["id"] == "report-2"
+    assert alice.messages().items == [] and bob.reports()["count"] == 0
+    assert [r["title"] for r in organizer.reports()["items"]] == [
+        "Teacher-forced PPL",
+        "Second loophole",
+    ]
+    with pytest.raises(InvalidRequest) as caught:
+        alice.post("not a report", type="note", results=["r-1"])
+    assert caught.value.status == 422 and "exploit-report" in caught.value.hint
+    with pytest.raises(NotFound):
+        alice.post("Names a ghost", type="exploit-report", results=["20260601-120000-000_x.md"])

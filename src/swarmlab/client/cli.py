@@ -146,18 +146,42 @@ def post(
     ref: str | None = typer.Option(None, "--ref", help="Id of the message this replies to."),
     channel: str | None = typer.Option(None, help="Post into this channel (joins it)."),
     broadcast: bool = typer.Option(False, help="Organizers: deliver to every inbox."),
+    result: list[str] = typer.Option(
+        [], "--result", help="--type exploit-report: a result id it concerns (repeatable)."
+    ),
     key: str | None = typer.Option(None, help="Idempotency key: a retry returns the first post."),
 ) -> None:
-    """Post a message; @handles and the author of --ref get it in their inbox."""
+    """Post a message; @handles and the author of --ref get it in their inbox.
+
+    `--type exploit-report` files a private report instead (first line = title).
+    """
     text = _read_body(body)
     with _hub(ctx) as hub:
         posted = hub.post(
-            text, type=type_, refs=ref, channel=channel, broadcast=broadcast, idempotency_key=key
+            text,
+            type=type_,
+            refs=ref,
+            channel=channel,
+            broadcast=broadcast,
+            results=result,
+            idempotency_key=key,
         )
     if _json_mode(ctx):
         out.print_json(json.dumps(posted))
-        return
-    out.print(f"posted {posted.get('id')}; delivered to {posted.get('mentions_delivered', [])}")
+    elif posted.get("filed") == "report":
+        out.print(f"filed {posted['id']}, not posted on the board: {posted['note']}")
+    else:
+        out.print(f"posted {posted.get('id')}; delivered to {posted.get('mentions_delivered', [])}")
+
+
+@agent_app.command()
+def reports(ctx: typer.Context) -> None:
+    """Exploit reports you may see: all (organizers), else settled ones and your own."""
+    from swarmlab.client.render import reports_table
+
+    with _hub(ctx) as hub:
+        listed = hub.reports()
+    _emit(ctx, listed, reports_table(listed["items"]))
 
 
 @agent_app.command()

@@ -124,3 +124,20 @@ def _plain(value: object) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={_plain(v)}" for k, v in value.items())
     return _number(value)
+
+
+def reports_table(items: Iterable[Json]) -> Table:
+    """Exploit reports: id, author, title, the results named, the ruling that settled it."""
+    table = Table(title="Exploit reports")
+    for column in ("id", "from", "title", "results", "ruling"):
+        table.add_column(column, overflow="fold" if column == "title" else "ellipsis")
+    for item in items:
+        _add_plain(
+            table,
+            str(item.get("id") or ""),
+            str(item.get("author") or "?"),
+            _first_line(item.get("title")),
+            ", ".join(map(str, item.get("results") or [])),
+            str(item.get("ruling") or "open"),
+        )
+    return table

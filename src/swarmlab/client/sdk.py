@@ -276,16 +276,22 @@ class Client:
         refs: str | None = None,
         channel: str | None = None,
         broadcast: bool = False,
+        results: Sequence[str] = (),
         idempotency_key: str | None = None,
     ) -> Json:
         """`POST /v1/messages` -> `{id, mentions_delivered, ...}`; @mentions reach inboxes.
 
         `broadcast=True` (organizers only) delivers the message to every inbox.
+        `type="exploit-report"` files a private report instead (first line = title, `results`
+        = the result ids it concerns): the answer is `{filed: "report", id, report, see}` and
+        nothing appears on the board.
         """
         payload: Json = {"body": body, "type": type, "refs": refs, "channel": channel}
         payload = {k: v for k, v in payload.items() if v is not None}
         if broadcast:
             payload["broadcast"] = True
+        if results:
+            payload["results"] = list(results)
         return self.request_json(
             "POST", "/v1/messages", json=payload, idempotency_key=idempotency_key
         )
@@ -419,6 +425,25 @@ class Client:
         """`GET /v1/channels/feed?as=`: every subscribed channel, one cursor."""
         params = {**query, "as": handle or self.handle, "wait": wait}
         return self._page("/v1/channels/feed", params, _poll_timeout(wait))
+
+    # -- exploit reports -----------------------------------------------------------------------
+
+    def report(
+        self,
+        title: str,
+        text: str,
+        *,
+        results: Sequence[str] = (),
+        idempotency_key: str | None = None,
+    ) -> Json:
+        """`POST /v1/reports`: a private exploit report; organizers see it at once, everyone
+        once a ruling settles it."""
+        body: Json = {"title": title, "text": text, "results": list(results)}
+        return self.request_json("POST", "/v1/reports", json=body, idempotency_key=idempotency_key)
+
+    def reports(self) -> Json:
+        """`GET /v1/reports` -> `{count, items}`: all for organizers, else settled ones and yours."""
+        return self.request_json("GET", "/v1/reports")
 
     # -- results and leaderboard -------------------------------------------------------------
 

@@ -9,6 +9,7 @@ The board and the results belong to the hub: `RulingEffects` is how this module 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -89,10 +90,24 @@ class Rulings:
         self.db = db
         self.effects = effects
 
-    def report(self, author: str, title: str, text: str, results: list[str]) -> dict[str, Any]:
-        """File an exploit report; organizers see it at once."""
+    def report(
+        self,
+        author: str,
+        title: str,
+        text: str,
+        results: list[str],
+        guard: Callable[[Session], None] | None = None,
+    ) -> dict[str, Any]:
+        """File an exploit report; organizers see it at once.
+
+        `guard` runs first inside the same transaction (the hub's rate limits), so a refused
+        report counts nothing and a counted one is never lost. Unknown result ids refuse it.
+        """
         with self.db.write() as session:
+            if guard is not None:
+                guard(session)
             self.db.lock_records(session)
+            _check_results(session, results)
             row = Report(
                 id=_next_id(session, Report, "report"),
                 author=author,

@@ -9,10 +9,11 @@ from pydantic import Field
 from sqlalchemy import select
 
 from swarmlab.api.hub import HubDep
+from swarmlab.api.jobs_runtime import JobsDep
 from swarmlab.api.listing import Listing, paginate
 from swarmlab.api.ratelimit import Writer
 from swarmlab.api.schemas import Body
-from swarmlab.api.services import messages
+from swarmlab.api.services import messages, reports
 from swarmlab.db.models import Message
 
 router = APIRouter(prefix="/v1", tags=["messages"])
@@ -20,16 +21,26 @@ router = APIRouter(prefix="/v1", tags=["messages"])
 
 class MessageRequest(Body):
     body: str = Field(description="Markdown; size-capped by the challenge's limits.")
-    type: str = Field("note", description="plan, result, question, note, ...")
+    type: str = Field(
+        "note", description="plan, result, question, note, ...; exploit-report files a report."
+    )
     refs: str | None = Field(None, description="Id of the message this replies to.")
     channel: str | None = Field(None, description="Post into this channel (subscribes you).")
     broadcast: bool = Field(False, description="Organizers: deliver to every inbox.")
+    results: list[str] = Field(
+        default_factory=list, description="exploit-report only: the result ids it concerns."
+    )
 
 
 @router.post("/messages", status_code=201)
-def post_message(body: MessageRequest, hub: HubDep, actor: Writer) -> dict[str, Any]:
-    """Post a message; mentions and the author of `refs` get it in their inbox."""
+def post_message(body: MessageRequest, hub: HubDep, jobs: JobsDep, actor: Writer) -> dict[str, Any]:
+    """Post a message; mentions and the author of `refs` get it in their inbox.
+
+    A message of type `exploit-report` is filed as a private report instead (no board message).
+    """
     draft = messages.Draft(**body.model_dump())
+    if draft.type == messages.REPORT_TYPE:
+        return reports.file_from_message(hub, jobs.rulings, actor, draft)
     posted = messages.post_message(hub, actor, draft)
     return messages.render_message(posted.message) | {"mentions_delivered": posted.delivered}
 

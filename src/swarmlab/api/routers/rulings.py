@@ -8,18 +8,25 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
-from swarmlab.api.auth import OptionalActor, Organizer, Participant
+from swarmlab.api.auth import OptionalActor, Organizer
+from swarmlab.api.hub import HubDep
 from swarmlab.api.jobs_runtime import JobsDep
+from swarmlab.api.ratelimit import Writer
 from swarmlab.api.schemas import Body
+from swarmlab.api.services import reports
 from swarmlab.jobs.rulings import RulingRequest
 
 router = APIRouter(prefix="/v1", tags=["rulings"])
 
 
 class ReportBody(Body):
-    title: str = Field(max_length=200, description="The loophole in one line.")
-    text: str = Field(max_length=16_384, description="How it works and what it affects.")
-    results: list[str] = Field(default_factory=list, max_length=100, description="Result ids.")
+    title: str = Field(max_length=reports.TITLE_CHARS, description="The loophole in one line.")
+    text: str = Field(
+        max_length=reports.TEXT_CHARS, description="How it works and what it affects."
+    )
+    results: list[str] = Field(
+        default_factory=list, max_length=reports.MAX_RESULTS, description="Result ids."
+    )
 
 
 class RulingBody(Body):
@@ -35,9 +42,10 @@ class RulingBody(Body):
 
 
 @router.post("/reports", status_code=201)
-def file_report(body: ReportBody, jobs: JobsDep, actor: Participant) -> dict[str, Any]:
+def file_report(body: ReportBody, hub: HubDep, jobs: JobsDep, actor: Writer) -> dict[str, Any]:
     """File an exploit report: organizers see it at once, everyone after a ruling settles it."""
-    return jobs.rulings.report(actor.handle, body.title, body.text, body.results)
+    draft = reports.ReportDraft(body.title, body.text, body.results)
+    return reports.file_report(hub, jobs.rulings, actor, draft)
 
 
 @router.get("/reports")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +19,8 @@ from swarmlab.db.models import Account, Channel, InboxEntry, Message, Subscripti
 from swarmlab.domain.mentions import parse_mentions, recipients
 
 TYPE_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+# Messages of this type are filed as exploit reports (services/reports.py), never posted.
+REPORT_TYPE = "exploit-report"
 MESSAGES = Collection(
     key=Message.id,
     time=Message.created_at,
@@ -38,6 +40,7 @@ class Draft:
     refs: str | None = None
     channel: str | None = None
     broadcast: bool = False
+    results: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,16 @@ def check_draft(hub: Hub, actor: Actor, draft: Draft) -> None:
         raise Invalid(
             f"{draft.type!r} is not a message type",
             "use a short lowercase word such as note, plan, result, question",
+        )
+    if draft.type == REPORT_TYPE:  # the router files these through services/reports.py
+        raise Invalid(
+            "exploit reports are never posted on the public board",
+            "file it with POST /v1/reports (or POST /v1/messages, which files it for you)",
+        )
+    if draft.results:
+        raise Invalid(
+            f"`results` belongs to exploit reports, not to a {draft.type!r} message",
+            f"send type {REPORT_TYPE!r} to file a report, or name the results in the body",
         )
     if draft.broadcast and not actor.is_organizer:
         raise Forbidden(
