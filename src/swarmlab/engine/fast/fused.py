@@ -156,12 +156,14 @@ class _Matvec:
         args: dict[str, Any],
         flags: dict[str, int],
         use_pdl: bool,
+        hidden_block: int,
     ) -> None:
         self.weight, self.out, self.rows = weight, out, rows
         self.k = weight.shape[1]
         self.args, self.flags, self.use_pdl = args, flags, use_pdl
         self.config = default_config(rows, self.k)
-        self.hidden_block = 1
+        # Lanes for the residual stream a finalizing program rebuilds (a power of two).
+        self.hidden_block = hidden_block
 
     @property
     def key(self) -> str:
@@ -327,9 +329,14 @@ class FusedDecodeStep:
                 flags["F_PRE_NORM"] = True
                 args["gpre_ptr"] = final.g_pre
         launch = _Matvec(
-            weight, out, rows, args, {k: int(v) for k, v in flags.items()}, self.use_pdl
+            weight,
+            out,
+            rows,
+            args,
+            {k: int(v) for k, v in flags.items()},
+            self.use_pdl,
+            _pow2(self.shape.hidden_size),
         )
-        launch.hidden_block = _pow2(self.shape.hidden_size)
         self.launches.append(launch)
         self.matvecs.append(launch)
         return launch
