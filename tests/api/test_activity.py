@@ -59,12 +59,14 @@ async def test_events_replay_messages_results_and_verdicts(hub: HubHarness) -> N
     assert [f["kind"] for f in frames(resumed.text)] == ["verdict"]
     fresh = await hub.client.get("/v1/events", params={"follow": False})
     assert frames(fresh.text) == []
+    assert fresh.text == "id: 3\n\n"  # where it starts, for a client that reconnects
 
 
 async def test_a_followed_stream_yields_new_events_as_they_commit(hub: HubHarness) -> None:
     alice = await hub.register("alice")
     app_hub = hub.app.state.hub
     stream = events.stream(app_hub, 0, None, follow=True)
+    assert await anext(stream) == "id: 0\n\n"  # type: ignore[arg-type]
     first = asyncio.create_task(anext(stream))  # type: ignore[arg-type]
     await until_parked(app_hub)
     await hub.client.post("/v1/messages", json={"body": "live"}, headers=alice.headers)

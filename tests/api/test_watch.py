@@ -200,6 +200,7 @@ async def test_stopping_the_hub_answers_parked_polls_at_once(hub: HubHarness) ->
     app_hub = hub.app.state.hub
     poll = asyncio.create_task(hub.client.get("/v1/inbox/bob", params={"wait": 30}))
     stream = events.stream(app_hub, 0, None, follow=True)
+    assert await anext(stream) == events.start_frame(0)  # type: ignore[arg-type]
     frames = asyncio.create_task(anext(stream))  # type: ignore[arg-type]
     await until_parked(app_hub, 2)
     app_hub.notifier.close()

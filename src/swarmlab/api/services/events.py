@@ -39,10 +39,18 @@ def format_event(event: Event) -> str:
     return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(data)}\n\n"
 
 
+def start_frame(after: int) -> str:
+    """An id-only frame (no data, so no event): it sets the client's last event id to where
+    this stream starts, so a client that reconnects before any event arrives resumes from
+    there instead of from the newest event at reconnection (which would skip the gap)."""
+    return f"id: {after}\n\n"
+
+
 async def stream(
     hub: Hub, after: int, kinds: frozenset[str] | None, follow: bool
 ) -> AsyncIterator[str]:
     """Frames for every event after `after`; with `follow`, then new ones as they commit."""
+    yield start_frame(after)
     with hub.notifier.waiter(ANYONE) as woken:
         while True:
             woken.clear()
