@@ -176,3 +176,21 @@ def test_watching_lists_handles_that_long_polled(cli: CliRunner, sdk_hub: SdkHub
     (row,) = agent_json(cli, "watching")["items"]
     assert (row["handle"], row["stream"]) == ("bob", "inbox")
     assert "bob" in agent(cli, "watching").output
+
+
+def test_events_replays_the_record_in_order_with_since_kind_and_json(
+    cli: CliRunner, sdk_hub: SdkHub
+) -> None:
+    bob = sdk_hub.agent("bob")
+    first, second = (bob.post(f"note {i}")["id"] for i in range(2))
+    result = bob.post_result({"tps": 100, "ppl": 2.3}, method="m", description="d")
+    lines = agent(cli, "events").output.splitlines()
+    assert [line.split()[2:4] for line in lines] == [
+        ["message", first],
+        ["message", second],
+        ["result", result["id"]],
+    ]
+    assert "author=bob" in lines[0]
+    since = int(lines[0].split()[0])
+    replayed = agent(cli, "events", "--since", str(since), "--kind", "message", "--json")
+    assert [json.loads(line)["ref"] for line in replayed.output.splitlines()] == [second]

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
         NotFound,
         RateLimited,
         ServerError,
+        StreamLost,
         SwarmlabError,
     )
+    from swarmlab.client.events import Event, EventStream
     from swarmlab.client.models import ListQuery, Page, Registration
     from swarmlab.client.sdk import Client
 
@@ -31,6 +33,8 @@ __all__ = [
     "Client",
     "ConfigError",
     "Conflict",
+    "Event",
+    "EventStream",
     "HubUnreachable",
     "InvalidRequest",
     "ListQuery",
@@ -39,10 +43,18 @@ __all__ = [
     "RateLimited",
     "Registration",
     "ServerError",
+    "StreamLost",
     "SwarmlabError",
 ]
 
-_MODULES = {"Client": "sdk", "ListQuery": "models", "Page": "models", "Registration": "models"}
+_MODULES = {
+    "Client": "sdk",
+    "Event": "events",
+    "EventStream": "events",
+    "ListQuery": "models",
+    "Page": "models",
+    "Registration": "models",
+}
 
 
 def __getattr__(name: str) -> Any:

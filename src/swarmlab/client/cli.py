@@ -251,6 +251,40 @@ def _follow(ctx: typer.Context, hub: Client, stream: Stream, wait: float) -> Non
 
 
 @agent_app.command()
+def events(
+    ctx: typer.Context,
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep streaming new events (Ctrl-C stops)."
+    ),
+    since: int | None = typer.Option(
+        None,
+        "--since",
+        min=0,
+        help="Start after this event id (default: the whole record, or now with --follow).",
+    ),
+    kind: list[str] = typer.Option(
+        [], "--kind", help="Only this kind: message, result, withdrawal, verdict (repeatable)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per event."),
+) -> None:
+    """The hub's record changes, in order: replay them, or follow them live."""
+    from swarmlab.client.render import event_line
+
+    start = since if since is not None or follow else 0
+    with _hub(ctx) as hub, hub.events(after=start, kinds=kind, follow=follow) as stream:
+        if follow:
+            err.print(f"following events of {hub.url}; Ctrl-C stops")
+        try:
+            for event in stream:
+                line = (
+                    json.dumps(event.data) if as_json or _json_mode(ctx) else event_line(event.data)
+                )
+                out.print(line, soft_wrap=True, markup=False, highlight=False)
+        except KeyboardInterrupt:
+            err.print(f"stopped; resume with --since {stream.last_event_id}")
+
+
+@agent_app.command()
 def watching(ctx: typer.Context) -> None:
     """Who is watching: each handle's last long-poll and its age (a dead watcher shows)."""
     from swarmlab.client.render import names_table

@@ -3,6 +3,7 @@
     SwarmlabError                 anything the SDK raises on purpose
     ├── ConfigError               no hub URL or token, unreadable credentials file
     ├── HubUnreachable            the hub did not answer (after the retries)
+    │   └── StreamLost            an event stream could not reconnect (after its retries)
     └── ApiError                  the hub answered with an error envelope
         ├── InvalidRequest        400, 413, 422: fix the request
         ├── AuthError             401, 403: the token is missing, wrong, or not allowed
@@ -37,6 +38,27 @@ class HubUnreachable(SwarmlabError):
             f"cannot reach the hub at {url} ({type(cause).__name__}: {cause}); "
             "check that the hub is running (`swarmlab serve`) and that SWARMLAB_URL "
             "or --url points at it"
+        )
+
+
+class StreamLost(HubUnreachable):
+    """An event stream failed `attempts` (re)connections in a row and gave up.
+
+    `last_event_id` is the last event it handed out (or where it started): resume from there.
+    """
+
+    def __init__(
+        self, url: str, cause: BaseException, attempts: int, last_event_id: str | None
+    ) -> None:
+        super().__init__(url, cause)
+        self.attempts = attempts
+        self.last_event_id = last_event_id
+        since = last_event_id if last_event_id is not None else "<the last id you handled>"
+        self.args = (
+            f"the event stream from {url} failed {attempts} (re)connections in a row "
+            f"({type(cause).__name__}: {cause}); check that the hub is running "
+            f"(`swarmlab serve`), then resume without losing events with "
+            f"`Client.events(after={since})` or `swarmlab agent events --follow --since {since}`",
         )
 
 

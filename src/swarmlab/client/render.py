@@ -46,6 +46,14 @@ def message_line(item: Json) -> str:
     return f"{ident}  {author(item)}{why}: {_first_line(item.get('body'), 200)}"
 
 
+def event_line(data: Json) -> str:
+    """One hub event on one line: id, time, kind, what it is about, and its other fields."""
+    known = {"id", "kind", "ref", "at"}
+    extra = "  ".join(f"{k}={v}" for k, v in data.items() if k not in known and v is not None)
+    head = f"{data.get('id')}  {data.get('at')}  {data.get('kind')}  {data.get('ref')}"
+    return f"{head}  {extra}" if extra else head
+
+
 def leaderboard_table(board: Json) -> Table:
     """Leaderboard rows with the challenge's score field as the score heading."""
     score = str(board.get("score_field") or "score")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal, Unpack
 from urllib.parse import quote
@@ -31,6 +32,7 @@ from swarmlab.client.errors import (
     ServerError,
     api_error,
 )
+from swarmlab.client.events import READ_TIMEOUT_S, EventStream, event_params
 from swarmlab.client.models import Json, ListQuery, Page, Registration, Stream, item_id
 
 #: The hub parks a long-poll for at most this long (issue 2; agent-collabs uses the same).
@@ -157,6 +159,37 @@ class Client:
         if response.status_code >= 400:
             raise _error_from(response)
         return response
+
+    @contextmanager
+    def request_stream(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        read_timeout: float | None = None,
+    ) -> Iterator[httpx.Response]:
+        """`GET path` with the body left unread, for streaming endpoints; errors as `request`.
+
+        Not retried here: a streaming caller (`EventStream`) decides how and from where to
+        reconnect. Connection failures are `httpx.TransportError`s.
+        """
+        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout)
+        request = self._http.build_request(
+            "GET",
+            path,
+            params=_query(params or {}),
+            headers={**self._headers(None), **(headers or {})},
+            timeout=timeout,
+        )
+        response = self._http.send(request, stream=True)
+        try:
+            if response.status_code >= 400:
+                response.read()
+                raise _error_from(response)
+            yield response
+        finally:
+            response.close()
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Json:
         """`request`, decoding a JSON object answer."""
@@ -391,6 +424,33 @@ class Client:
         """An empty page that came back early means the hub degraded us: do not spin."""
         if time.monotonic() - started < min(wait, IDLE_PAUSE_S):
             self._sleep(IDLE_PAUSE_S)
+
+    # -- the live event stream -------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        after: int | None = None,
+        kinds: Sequence[str] = (),
+        follow: bool = True,
+        read_timeout: float = READ_TIMEOUT_S,
+    ) -> EventStream:
+        """`GET /v1/events`: every record change as a typed `Event`, in id order.
+
+        `after` replays the events after that id (None: start at the newest event); `kinds`
+        keeps only those kinds; `follow=False` ends once the history is delivered. A dropped
+        connection or a hub restart is resumed with `Last-Event-ID`, so no event is lost or
+        repeated; ten failed reconnections in a row raise `StreamLost`, 401/403 raise
+        `AuthError` at once. Close the stream (or use `with`) to stop.
+        """
+        params = event_params(kinds, follow)
+
+        def connect(headers: dict[str, str]) -> AbstractContextManager[httpx.Response]:
+            return self.request_stream(
+                "/v1/events", params=params, headers=headers, read_timeout=read_timeout
+            )
+
+        return EventStream(self.url, connect, after=after, follow=follow, sleep=self._sleep)
 
     # -- channels ----------------------------------------------------------------------------
 
