@@ -22,6 +22,18 @@ def test_an_unreachable_hub_is_one_clear_line_and_exit_1(monkeypatch: pytest.Mon
     assert "Traceback" not in result.output
 
 
+def test_a_lost_event_stream_exits_1_saying_where_to_resume(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("swarmlab.client.events.DEFAULT_RETRY_S", 0.0)  # no backoff waits
+    url = f"http://127.0.0.1:{free_port()}"
+    args = ["agent", "--url", url, "events", "--follow", "--since", "7"]
+    result = CliRunner().invoke(app, args)
+    text = " ".join(result.output.split())  # Rich may wrap the message anywhere
+    assert result.exit_code == 1
+    assert "10 (re)connections" in text and "--since 7" in text and "Traceback" not in text
+
+
 def test_a_malformed_score_is_refused_before_any_request() -> None:
     args = ["agent", "result", "-s", "tps", "--method", "m", "--description", "d"]
     result = CliRunner().invoke(app, args)

@@ -34,28 +34,6 @@ def test_the_history_arrives_in_order_with_filters(hub_process: HubProcess) -> N
     assert [(e.kind, e.ref) for e in verdicts] == [("verdict", result["id"])]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
-def test_a_hub_restart_loses_and_repeats_nothing(hub_process: HubProcess, sig: int) -> None:
-    alice = hub_process.agent("alice")
-    before = post(alice, 3)
-    restarts: list[float] = []
-
-    def restart_and_post(delay: float) -> None:
-        """Called where the stream waits before reconnecting: bring the hub back, write more."""
-        restarts.append(delay)
-        hub_process.start()
-        after.extend(post(alice, 2))
-
-    after: list[str] = []
-    watcher = hub_process.client(sleep=restart_and_post)
-    with watcher.events(after=0) as stream:
-        assert [next(stream).ref for _ in range(2)] == before[:2]
-        hub_process.stop(signal.Signals(sig))
-        got = [next(stream).ref for _ in range(3)]
-    assert got == [before[2], *after]
-    assert len(restarts) == 1
-
-
 def follow_in_thread(
     stream: EventStream,
 ) -> tuple[queue.Queue[Event | BaseException], threading.Thread]:
@@ -74,11 +52,46 @@ def follow_in_thread(
     return out, thread
 
 
+def take(events: queue.Queue[Event | BaseException], n: int) -> list[str]:
+    """The refs of the next `n` events the reader hands over (bounded wait; errors re-raised)."""
+    refs = []
+    for _ in range(n):
+        item = events.get(timeout=60)
+        if isinstance(item, BaseException):
+            raise item
+        refs.append(item.ref)
+    return refs
+
+
 def until(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + 30
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)  # polling a condition, bounded
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
+def test_a_hub_restart_loses_and_repeats_nothing(hub_process: HubProcess, sig: int) -> None:
+    alice = hub_process.agent("alice")
+    before = post(alice, 3)
+    after: list[str] = []
+    stopped = threading.Event()
+
+    def restart_and_post(delay: float) -> None:
+        """Called where the stream waits before reconnecting: bring the hub back, write more."""
+        assert stopped.wait(30), "the hub was not stopped"
+        hub_process.start()
+        after.extend(post(alice, 2))
+
+    stream = hub_process.client(sleep=restart_and_post).events(after=0)
+    events, reader = follow_in_thread(stream)
+    assert take(events, 2) == before[:2]
+    hub_process.stop(signal.Signals(sig))
+    stopped.set()
+    assert take(events, 3) == [before[2], *after]
+    stream.close()
+    reader.join(timeout=30)
+    assert not reader.is_alive() and events.empty()  # nothing came twice
 
 
 def test_a_stream_that_saw_no_event_resumes_from_its_start(hub_process: HubProcess) -> None:
@@ -99,10 +112,10 @@ def test_a_stream_that_saw_no_event_resumes_from_its_start(hub_process: HubProce
     until(lambda: stream.last_event_id is not None, "the stream to start")
     hub_process.stop(signal.SIGKILL)
     stopped.set()
-    got = [events.get(timeout=60) for _ in range(2)]
+    got = take(events, 2)
     stream.close()
     reader.join(timeout=30)
-    assert [e.ref for e in got if isinstance(e, Event)] == written
+    assert got == written
 
 
 def test_new_events_arrive_live_and_close_stops_a_blocked_reader(hub_process: HubProcess) -> None:
@@ -111,8 +124,7 @@ def test_new_events_arrive_live_and_close_stops_a_blocked_reader(hub_process: Hu
     events, reader = follow_in_thread(stream)
     until(lambda: stream.last_event_id is not None, "the stream to start")
     posted = post(alice, 2)
-    got = [events.get(timeout=30) for _ in posted]
-    assert [e.ref for e in got if isinstance(e, Event)] == posted
+    assert take(events, 2) == posted
     stream.close()  # from this thread, while the reader is blocked on the socket
     reader.join(timeout=30)
     assert not reader.is_alive() and events.empty()
