@@ -130,6 +130,14 @@ def test_events_the_caller_already_has_are_not_repeated() -> None:
     assert [e.id for e in hub.client().events(after=0, follow=False)] == [1, 2, 3]
 
 
+def test_a_replayed_older_event_does_not_move_the_stream_back() -> None:
+    replay = frame(1) + ": keepalive\n\n" + frame(2) + frame(3)
+    hub = ScriptedHub(stream(frame(1) + frame(2), then_fail=True), stream(replay))
+    events = hub.client().events(after=0, follow=False)
+    assert [e.id for e in events] == [1, 2, 3]
+    assert events.last_event_id == "3"
+
+
 def test_a_down_hub_is_retried_with_backoff_then_stream_lost_says_how_to_resume() -> None:
     hub = ScriptedHub(stream(frame(5), then_fail=True), *[refused] * 10)
     sleeps: list[float] = []

@@ -218,13 +218,21 @@ class EventStream:
             if parser.retry_ms is not None:
                 self.retry_s = parser.retry_ms / 1000
             if frame is None:
-                self.last_event_id = parser.last_id
+                self._advance(parser.last_id)  # an id-only frame names a position
                 continue
             event = Event.from_frame(frame)
             if not _after(event.id, self.last_event_id):
                 continue  # already delivered: ids only grow
-            self.last_event_id = frame.id or str(event.id)
+            self._advance(frame.id or str(event.id))
             yield event
+
+    def _advance(self, last_id: str | None) -> None:
+        """Move the position forward only: a replayed older id must not move it back."""
+        if last_id is None or last_id == self.last_event_id:
+            return
+        if last_id.isdigit() and not _after(int(last_id), self.last_event_id):
+            return
+        self.last_event_id = last_id
 
     def _delay(self, failures: int) -> float:
         """`retry` after a clean end or a first failure, doubling per failure after that."""
