@@ -19,9 +19,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from swarmlab.engine.bench import random_transformers_model
-from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec, _replay_seconds
+from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec
+from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.fast.model import FastDecoder
-from swarmlab.engine.fast.runner import _capture
 
 
 def graph_ms(launches: list[Callable[[], None]], steps: int) -> float:
@@ -31,7 +31,7 @@ def graph_ms(launches: list[Callable[[], None]], steps: int) -> float:
         for launch in launches:
             launch()
 
-    return _replay_seconds(_capture(body), steps) * 1e3
+    return replay_seconds(capture_graph(body), steps) * 1e3
 
 
 def kernel_times(step: FusedDecodeStep) -> dict[str, float]:

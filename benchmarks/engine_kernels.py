@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from swarmlab.engine.fast import kernels
+from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.quant import quantize_int4
 
 # (name, out, in) for Gemma-4 E4B's decode mat-vecs.
@@ -36,21 +36,9 @@ SHAPES = [
 ]
 
 
-def graph_time(body: Callable[[], object], replays: int = 20) -> float:
-    body()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        body()
-    times = []
-    for _ in range(replays):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / 1e3)
-    return statistics.median(times)
+def graph_time(body: Callable[[], object], replays: int = 21) -> float:
+    """Median seconds of one replay of a CUDA graph holding `body`."""
+    return replay_seconds(capture_graph(body), replays)
 
 
 def measure(n: int, k: int, int4: bool = False) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from torch import nn
 
 from swarmlab.engine.fast import fused_kernels as fk
 from swarmlab.engine.fast.config import SLIDING
+from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.fast.model import Block, FastDecoder
 
 
@@ -104,19 +105,6 @@ MERGE_AT_ONCE_LIMIT = 16384
 
 # Bytes of weight copies a tuning graph streams per candidate (several times the 50 MB L2).
 TUNE_BYTES = 256 * 2**20
-
-
-def _replay_seconds(graph: torch.cuda.CUDAGraph, repeats: int = 7) -> float:
-    """Median seconds of one replay of `graph`."""
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / 1e3)
-    return sorted(times)[len(times) // 2]
 
 
 TILES = Path(__file__).with_name("tiles")
@@ -573,8 +561,6 @@ class FusedDecodeStep:
         they do in the step and no host launch cost does. Every mat-vec is idempotent (it
         rewrites the same outputs from the same inputs), so replaying it is safe.
         """
-        from swarmlab.engine.fast.runner import _capture
-
         best: dict[str, tuple[float, MatvecConfig]] = {}
         for launch in self.matvecs:
             if launch.key in best:
@@ -591,8 +577,8 @@ class FusedDecodeStep:
                     for weight in copies:
                         launch(weight)
 
-                graph = _capture(body)
-                timings.append((_replay_seconds(graph) / len(copies), config))
+                graph = capture_graph(body)
+                timings.append((replay_seconds(graph) / len(copies), config))
             best[launch.key] = min(timings, key=lambda item: item[0])
             seconds, config = best[launch.key]
             progress(f"{launch.key}: {config} {seconds * 1e6:.1f} us")

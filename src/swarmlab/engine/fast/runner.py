@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from swarmlab.engine.fast.graphs import capture_graph
 from swarmlab.engine.fast.model import FastDecoder
 
 if TYPE_CHECKING:
@@ -34,27 +35,13 @@ class CapturedStep:
         self.body = body
         self.graph: torch.cuda.CUDAGraph | None = None
         if use_graph and device.type == "cuda":
-            self.graph = _capture(body)
+            self.graph = capture_graph(body)
 
     def __call__(self) -> None:
         if self.graph is None:
             self.body()
         else:
             self.graph.replay()
-
-
-def _capture(body: Callable[[], None]) -> torch.cuda.CUDAGraph:
-    """Warm `body` up on a side stream (allocator, autotuning), then capture it."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            body()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        body()
-    return graph
 
 
 @dataclass

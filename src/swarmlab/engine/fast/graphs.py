@@ -1,0 +1,35 @@
+"""CUDA-graph capture and replay timing shared by the runner, the fused step's tile tuner and
+the benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def capture_graph(body: Callable[[], object]) -> torch.cuda.CUDAGraph:
+    """Warm `body` up on a side stream (allocator, autotuning), then capture it."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            body()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        body()
+    return graph
+
+
+def replay_seconds(graph: torch.cuda.CUDAGraph, repeats: int = 7) -> float:
+    """Median seconds of one replay of `graph`, timed with CUDA events."""
+    times = []
+    for _ in range(repeats):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) / 1e3)
+    return sorted(times)[len(times) // 2]
