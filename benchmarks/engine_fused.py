@@ -4,7 +4,9 @@ Prints, for the fused step with and without programmatic dependent launch: the C
 step time, the summed kernel time per kernel kind (torch profiler over un-captured steps),
 and the step time of graphs holding only the mat-vecs or only the attention launches (their
 outputs are meaningless; their time is not). Gap = graph step time - summed kernel time.
-Usage: python benchmarks/engine_fused.py [--configs bench.json] [--steps 50]
+Also the step time for each L2 prefetch budget of the mat-vecs (`FusedDecodeStep.set_prefetch`),
+released early or late (`--only-prefetch`: that sweep alone).
+Usage: python benchmarks/engine_fused.py [--configs bench.json] [--steps 50] [--only-prefetch]
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from swarmlab.engine.bench import random_transformers_model
-from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec
+from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec, shipped_configs
 from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.fast.model import FastDecoder
 
@@ -48,21 +51,70 @@ def kernel_times(step: FusedDecodeStep) -> dict[str, float]:
     return dict(totals)
 
 
+def prefetch_sweep(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dict[str, float]:
+    """Step time (PDL) for each L2 prefetch budget, with the next kernel released at each
+    mat-vec's start or only after its weights are read."""
+    device = fast.device
+    state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
+    history = torch.zeros(2048, dtype=torch.long, device=device)
+    step = FusedDecodeStep(fast, *state, history, use_pdl=True)
+    step.use_configs(configs)
+    mb = 2**20
+    variants: dict[str, int | dict[str, int]] = {
+        f"all mat-vecs {megabytes} MB": megabytes * mb for megabytes in (0, 4, 16)
+    }
+    # The mat-vecs after attention, whose programs wait while a few attention programs run.
+    variants |= {
+        "o 12 MB": {"o": 12 * mb},
+        "o 12 MB, gate+up 16 MB": {"o": 12 * mb, "gate_up": 16 * mb},
+        "o 12 MB, gate+up 32 MB": {"o": 12 * mb, "gate_up": 32 * mb},
+        "qkv 16 MB, o 12 MB": {"qkv": 16 * mb, "o": 12 * mb},
+        "PLE gate + projection 2 MB each": {"ple_gate": 2 * mb, "ple_proj": 2 * mb},
+    }
+    results: dict[str, float] = {}
+    for tail_ple in (False, True):
+        tail_step = FusedDecodeStep(fast, *state, history, use_pdl=True, tail_ple=tail_ple)
+        tail_step.use_configs(configs)
+        state[1].fill_(1024)
+        with torch.inference_mode():
+            ms = graph_ms(tail_step.launches, steps)
+        name = f"down + PLE gate + PLE projection in {'one launch' if tail_ple else 'three'}"
+        results[name] = ms
+        print(f"{name}: {ms:.3f} ms ({1e3 / ms:.1f} tok/s)", flush=True)
+    for late in (False, True):
+        for label, budget in variants.items():
+            step.set_prefetch(budget, late_release=late)
+            state[1].fill_(1024)
+            with torch.inference_mode():
+                ms = graph_ms(step.launches, steps)
+            name = f"{'late' if late else 'early'} release, prefetch {label}"
+            results[name] = ms
+            print(f"{name}: {ms:.3f} ms ({1e3 / ms:.1f} tok/s)", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--configs", type=Path, help="a bench JSON with fused_configs")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--only-prefetch", action="store_true", help="skip the breakdown and split variants"
+    )
     args = parser.parse_args()
     device = torch.device("cuda")
     model = random_transformers_model("gemma-4-e4b", device, seed=0)
     fast = FastDecoder.from_transformers(model, max_len=2048, max_step_tokens=9)
     del model
-    configs = {}
+    configs: dict[str, Any] = shipped_configs(device)
     if args.configs:
         modes = json.loads(args.configs.read_text())["modes"].values()
         configs = next((m["fused_configs"] for m in modes if "fused_configs" in m), {})
-    report: dict[str, object] = {}
+    report: dict[str, object] = {"prefetch": prefetch_sweep(fast, configs, args.steps)}
+    if args.only_prefetch:
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        return
     for pdl in (False, True):
         state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
         history = torch.zeros(2048, dtype=torch.long, device=device)

@@ -31,7 +31,7 @@ not depend on it. So a kernel's start-up overlaps the tail of the one before.
 
 # Triton compiles a subset of Python: keep the plain if/else forms its code generator handles
 # for constexpr and runtime conditions alike.
-# ruff: noqa: SIM108
+# ruff: noqa: SIM102, SIM108
 
 from __future__ import annotations
 
@@ -84,6 +84,21 @@ if HAVE_TRITON:
             tl.extra.cuda.gdc_launch_dependents()
 
     @triton.jit
+    def _prefetch_l2(ptr, nbytes):
+        """One thread of the program asks the copy engine to bring `nbytes` (a multiple of 16)
+        from `ptr` (16-byte aligned) into L2 (`cp.async.bulk.prefetch`, sm_90): a hint, so it
+        changes no result, holds no registers and never waits."""
+        tl.inline_asm_elementwise(
+            "{ .reg .pred p; .reg .u32 t; mov.u32 t, %tid.x; setp.eq.u32 p, t, 0; "
+            "@p cp.async.bulk.prefetch.L2.global [$1], $2; mov.u32 $0, 0; }",
+            "=r,l,r",
+            [ptr, nbytes],
+            dtype=tl.int32,
+            is_pure=False,
+            pack=1,
+        )
+
+    @triton.jit
     def _finalize(
         y_ptr,
         tok,
@@ -109,21 +124,62 @@ if HAVE_TRITON:
         base = res_ptr
         if F_FROM_TOKEN:
             base = res_ptr + tok * HID
+        # Every load first: a reduction's barrier would keep a later one from being hoisted,
+        # and each is a round trip on this serial tail.
         h = tl.load(base + offs, mask=ok, other=0.0, cache_modifier=".cg").to(tl.float32)
+        d = h
+        g = h
+        g2 = h
+        scalar = 1.0
+        if F_HAS_DELTA:
+            d = tl.load(y_ptr + offs, mask=ok, other=0.0, cache_modifier=".cg").to(tl.float32)
+            g = tl.load(gpost_ptr + offs, mask=ok, other=0.0).to(tl.float32)
+        if F_HAS_SCALAR:
+            scalar = tl.load(scalar_ptr).to(tl.float32)
+        if F_PRE_NORM:
+            g2 = tl.load(gpre_ptr + offs, mask=ok, other=0.0).to(tl.float32)
         if F_FROM_TOKEN:
             h = _rnd(h * res_scale, DT)
         if F_HAS_DELTA:
-            d = tl.load(y_ptr + offs, mask=ok, other=0.0, cache_modifier=".cg").to(tl.float32)
             r1 = 1.0 / tl.sqrt(tl.sum(d * d, axis=0) / HID + eps)
-            g = tl.load(gpost_ptr + offs, mask=ok, other=0.0).to(tl.float32)
             h = _rnd(h + _rnd(d * r1 * g, DT), DT)
         if F_HAS_SCALAR:
-            h = _rnd(h * tl.load(scalar_ptr).to(tl.float32), DT)
+            h = _rnd(h * scalar, DT)
         tl.store(res_out_ptr + offs, h.to(DT), mask=ok)
         if F_PRE_NORM:
             r2 = 1.0 / tl.sqrt(tl.sum(h * h, axis=0) / HID + eps)
-            g2 = tl.load(gpre_ptr + offs, mask=ok, other=0.0).to(tl.float32)
             tl.store(xin_ptr + offs, _rnd(h * r2 * g2, DT).to(DT), mask=ok)
+
+    @triton.jit
+    def _ple_gate(
+        y,
+        rows,
+        row_ok,
+        NR,
+        tok,
+        ple_ptr,
+        norm_ptr,
+        table_ptr,
+        offset,
+        stride,
+        table_scale,
+        out_scale,
+        eps,
+        DT: tl.constexpr,
+        AUX_BLOCK: tl.constexpr,
+    ):
+        """gelu(y) times this layer's per-layer input on `rows`: rmsnorm of the layer's chunk
+        of the projected per-layer inputs (at `offset`) plus the token's scaled table row."""
+        chunk = tl.arange(0, AUX_BLOCK)
+        chunk_ok = chunk < NR
+        projected = tl.load(ple_ptr + offset + chunk, mask=chunk_ok, other=0.0).to(tl.float32)
+        r3 = 1.0 / tl.sqrt(tl.sum(projected * projected, axis=0) / NR + eps)
+        mine = tl.load(ple_ptr + offset + rows, mask=row_ok, other=0.0).to(tl.float32)
+        norm_w = tl.load(norm_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
+        looked = tl.load(table_ptr + tok * stride + offset + rows, mask=row_ok)
+        looked = _rnd(looked.to(tl.float32) * table_scale, DT)
+        per_layer = _rnd(_rnd(_rnd(mine * r3 * norm_w, DT) + looked, DT) * out_scale, DT)
+        return _rnd(_rnd(_gelu(y), DT) * per_layer, DT)
 
     @triton.jit
     def matvec_kernel(
@@ -150,6 +206,8 @@ if HAVE_TRITON:
         eps,
         aux_offset,
         aux_stride,
+        pf_elems,
+        pf_programs,
         EMBED_INPUT: tl.constexpr,
         EPI: tl.constexpr,
         FINAL: tl.constexpr,
@@ -163,6 +221,8 @@ if HAVE_TRITON:
         BK: tl.constexpr,
         EVEN_K: tl.constexpr,
         USE_PDL: tl.constexpr,
+        PREFETCH: tl.constexpr,
+        LATE_RELEASE: tl.constexpr,
     ):
         """y[NR] = W[NR (x2 for GEGLU), K] @ x, then an epilogue; with FINAL, the last
         program to finish also rebuilds the residual stream for the next stage.
@@ -181,7 +241,17 @@ if HAVE_TRITON:
         """
         DT: tl.constexpr = y_ptr.dtype.element_ty
         pid = tl.program_id(0)
-        _pdl_release(USE_PDL)
+        if not LATE_RELEASE:
+            _pdl_release(USE_PDL)
+        if PREFETCH:
+            # Programs below pf_programs each pull pf_elems weights (of both halves for GEGLU)
+            # into L2 before waiting: the start of the matrix, which the first programs read.
+            if pid < pf_programs:
+                WB: tl.constexpr = w_ptr.dtype.element_ty.primitive_bitwidth // 8
+                nbytes = (pf_elems * WB).to(tl.int32)
+                _prefetch_l2(w_ptr + pid.to(tl.int64) * pf_elems, nbytes)
+                if EPI == _GEGLU:
+                    _prefetch_l2(w_ptr + NR * K + pid.to(tl.int64) * pf_elems, nbytes)
         rows = pid * BN + tl.arange(0, BN)
         row_ok = rows < NR
         row_base = rows.to(tl.int64)[:, None] * K
@@ -228,6 +298,9 @@ if HAVE_TRITON:
                 w2 = tl.load(w_ptr + up_base + cols[None, :], mask=mask, other=0.0)
                 acc2 += w2.to(tl.float32) * x[None, :]
 
+        if LATE_RELEASE:
+            # The next kernel starts once every program is past its weights.
+            _pdl_release(USE_PDL)
         y = _rnd(tl.sum(acc, axis=1), DT)
         if EPI == _SCALE:
             y = _rnd(y * out_scale, DT)
@@ -235,18 +308,23 @@ if HAVE_TRITON:
             up = _rnd(tl.sum(acc2, axis=1), DT)
             y = _rnd(_rnd(_gelu(y), DT) * up, DT)
         elif EPI == _PLE_GATE:
-            # This layer's per-layer input: rmsnorm(projection chunk) + scaled table row.
-            chunk = tl.arange(0, AUX_BLOCK)
-            chunk_ok = chunk < NR
-            projected = tl.load(aux_ptr + aux_offset + chunk, mask=chunk_ok, other=0.0)
-            projected = projected.to(tl.float32)
-            r3 = 1.0 / tl.sqrt(tl.sum(projected * projected, axis=0) / NR + eps)
-            mine = tl.load(aux_ptr + aux_offset + rows, mask=row_ok, other=0.0).to(tl.float32)
-            norm_w = tl.load(aux2_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
-            looked = tl.load(aux3_ptr + tok * aux_stride + aux_offset + rows, mask=row_ok)
-            looked = _rnd(looked.to(tl.float32) * aux_scale, DT)
-            per_layer = _rnd(_rnd(_rnd(mine * r3 * norm_w, DT) + looked, DT) * out_scale, DT)
-            y = _rnd(_rnd(_gelu(y), DT) * per_layer, DT)
+            y = _ple_gate(
+                y,
+                rows,
+                row_ok,
+                NR,
+                tok,
+                aux_ptr,
+                aux2_ptr,
+                aux3_ptr,
+                aux_offset,
+                aux_stride,
+                aux_scale,
+                out_scale,
+                eps,
+                DT,
+                AUX_BLOCK,
+            )
         elif EPI == _SOFTCAP_ARGMAX:
             if out_scale > 0:
                 y = _rnd(_rnd(_tanh(_rnd(y / out_scale, DT)), DT) * out_scale, DT)
@@ -280,7 +358,9 @@ if HAVE_TRITON:
                     F_PRE_NORM,
                     HB,
                 )
-                tl.atomic_xchg(counter_ptr, 0)
+                # Reset for the next step (kernel completion publishes it): a plain store,
+                # not an atomic whose reply the program would wait for.
+                tl.store(counter_ptr, 0)
 
     @triton.jit
     def _head_norm_rope(
@@ -527,3 +607,190 @@ if HAVE_TRITON:
         tl.store(slot_positions_ptr + pos % ring, pos)
         tl.store(position_ptr, pos + 1)
         tl.store(count_ptr, count + 1)
+
+    @triton.jit
+    def _spin_until_at_least(ptr, target):
+        """Wait until the counter at `ptr` reaches `target` (acquire: what its writers stored
+        before their release is visible after)."""
+        seen = tl.atomic_add(ptr, 0, sem="acquire")
+        while seen < target:
+            seen = tl.atomic_add(ptr, 0, sem="acquire")
+        tl.debug_barrier()
+
+    @triton.jit
+    def down_ple_kernel(
+        w_ptr,
+        y_ptr,
+        NR,
+        K,
+        x_ptr,
+        tok_ptr,
+        att_ptr,
+        post_mlp_ptr,
+        mlp_res_ptr,
+        gate_w_ptr,
+        ple_ptr,
+        ple_norm_ptr,
+        ple_table_ptr,
+        gated_ptr,
+        proj_w_ptr,
+        proj_out_ptr,
+        layer_norm_ptr,
+        scalar_ptr,
+        next_norm_ptr,
+        layer_out_ptr,
+        xin_ptr,
+        sync_ptr,
+        tail,
+        PD,
+        ple_offset,
+        ple_stride,
+        ple_scale,
+        eps,
+        HB: tl.constexpr,
+        BN: tl.constexpr,
+        BK: tl.constexpr,
+        RG: tl.constexpr,
+        RP: tl.constexpr,
+        RPP: tl.constexpr,
+        PDB: tl.constexpr,
+        EVEN_K: tl.constexpr,
+        USE_PDL: tl.constexpr,
+    ):
+        """The MLP's down mat-vec and then, in the `tail` programs that finish it last, the
+        rest of the layer: the per-layer-embedding gate and projection, without two launches.
+
+        Every program computes BN rows of down (K = intermediate, EVEN_K) and counts itself in
+        at sync[0]. The last `tail` to arrive are all running, so they may wait for each other:
+        the very last rebuilds the residual stream after the MLP (`mlp_res`) and raises
+        sync[1]; then each computes RG rows of the PLE gate (HID wide) with its epilogue,
+        meets the others at sync[2], computes RP rows of the PLE projection (PD wide), and the
+        last to finish (sync[3]) writes the layer's output stream and the next layer's normed
+        input, then clears the four counters. With `tail` = 1 (the interpreter runs programs
+        one after another, so nobody could wait) one program does all of it.
+        """
+        DT: tl.constexpr = y_ptr.dtype.element_ty
+        pid = tl.program_id(0)
+        _pdl_release(USE_PDL)
+        rows = pid * BN + tl.arange(0, BN)
+        row_ok = rows < NR
+        row_base = rows.to(tl.int64)[:, None] * K
+        cols0 = tl.arange(0, BK)
+        if EVEN_K:
+            mask = row_ok[:, None]
+        else:
+            mask = row_ok[:, None] & (cols0 < K)[None, :]
+        w_first = tl.load(w_ptr + row_base + cols0[None, :], mask=mask, other=0.0)
+        _pdl_wait(USE_PDL)
+        x = tl.load(x_ptr + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
+        acc = w_first.to(tl.float32) * x[None, :]
+        for start in range(BK, K, BK):
+            cols = start + cols0
+            if EVEN_K:
+                mask = row_ok[:, None]
+            else:
+                mask = row_ok[:, None] & (cols < K)[None, :]
+            w = tl.load(w_ptr + row_base + cols[None, :], mask=mask, other=0.0)
+            x = tl.load(x_ptr + cols, mask=cols < K, other=0.0).to(tl.float32)
+            acc += w.to(tl.float32) * x[None, :]
+        tl.store(y_ptr + rows, _rnd(tl.sum(acc, axis=1), DT).to(DT), mask=row_ok)
+        tl.debug_barrier()
+        arrived = tl.atomic_add(sync_ptr, 1, sem="acq_rel")
+        first_tail = tl.num_programs(0) - tail
+        if arrived >= first_tail:
+            slot = arrived - first_tail
+            hid = tl.arange(0, HB)
+            hid_ok = hid < NR
+            # Both phases' weights do not depend on the stream: load them before waiting.
+            g_rows = slot * RG + tl.arange(0, RG)
+            g_ok = g_rows < PD
+            w_gate = tl.load(
+                gate_w_ptr + g_rows[:, None] * NR + hid[None, :],
+                mask=g_ok[:, None] & hid_ok[None, :],
+                other=0.0,
+            )
+            p_rows = slot * RP + tl.arange(0, RPP)
+            p_ok = (p_rows < NR) & (tl.arange(0, RPP) < RP)
+            pd = tl.arange(0, PDB)
+            pd_ok = pd < PD
+            w_proj = tl.load(
+                proj_w_ptr + p_rows[:, None] * PD + pd[None, :],
+                mask=p_ok[:, None] & pd_ok[None, :],
+                other=0.0,
+            )
+            tok = tl.load(tok_ptr).to(tl.int64)
+            if arrived == tl.num_programs(0) - 1:
+                # res after the MLP = res after attention + norm(down) * g.
+                _finalize(
+                    y_ptr,
+                    tok,
+                    att_ptr,
+                    post_mlp_ptr,
+                    scalar_ptr,
+                    next_norm_ptr,
+                    mlp_res_ptr,
+                    xin_ptr,
+                    NR,
+                    1.0,
+                    eps,
+                    DT,
+                    False,
+                    True,
+                    False,
+                    False,
+                    HB,
+                )
+                tl.debug_barrier()
+                tl.atomic_xchg(sync_ptr + 1, 1, sem="release")
+            else:
+                _spin_until_at_least(sync_ptr + 1, 1)
+            stream = tl.load(mlp_res_ptr + hid, mask=hid_ok, other=0.0, cache_modifier=".cg")
+            y_gate = _rnd(tl.sum(w_gate.to(tl.float32) * stream.to(tl.float32)[None, :], 1), DT)
+            gated = _ple_gate(
+                y_gate,
+                g_rows,
+                g_ok,
+                PD,
+                tok,
+                ple_ptr,
+                ple_norm_ptr,
+                ple_table_ptr,
+                ple_offset,
+                ple_stride,
+                ple_scale,
+                0.7071067811865476,
+                eps,
+                DT,
+                PDB,
+            )
+            tl.store(gated_ptr + g_rows, gated.to(DT), mask=g_ok)
+            tl.debug_barrier()
+            tl.atomic_add(sync_ptr + 2, 1, sem="release")
+            _spin_until_at_least(sync_ptr + 2, tail)
+            x_proj = tl.load(gated_ptr + pd, mask=pd_ok, other=0.0, cache_modifier=".cg")
+            y_proj = _rnd(tl.sum(w_proj.to(tl.float32) * x_proj.to(tl.float32)[None, :], 1), DT)
+            tl.store(proj_out_ptr + p_rows, y_proj.to(DT), mask=p_ok)
+            tl.debug_barrier()
+            done = tl.atomic_add(sync_ptr + 3, 1, sem="acq_rel")
+            if done == tail - 1:
+                _finalize(
+                    proj_out_ptr,
+                    tok,
+                    mlp_res_ptr,
+                    layer_norm_ptr,
+                    scalar_ptr,
+                    next_norm_ptr,
+                    layer_out_ptr,
+                    xin_ptr,
+                    NR,
+                    1.0,
+                    eps,
+                    DT,
+                    False,
+                    True,
+                    True,
+                    True,
+                    HB,
+                )
+                # Everyone has passed every wait: clear the counters for the next step.
+                tl.store(sync_ptr + tl.arange(0, 4), tl.zeros((4,), dtype=tl.int32))

@@ -54,6 +54,10 @@ class FusedSettings:
     tune: bool = False
     configs: dict[str, Any] = field(default_factory=dict)
     tuned: dict[str, Any] = field(default_factory=dict)
+    # `FusedDecodeStep`'s experiments: L2 prefetch with PDL (None: its default) and one launch
+    # for down + PLE gate + PLE projection.
+    prefetch_bytes: int | None = None
+    tail_ple: bool = False
 
 
 def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeStep:
@@ -66,6 +70,8 @@ def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeSte
         runner.count,
         runner.history,
         use_pdl=settings.use_pdl,
+        prefetch_bytes=settings.prefetch_bytes,
+        tail_ple=settings.tail_ple,
     )
     from swarmlab.engine.fast.fused import shipped_configs
 
