@@ -93,6 +93,25 @@ def prefetch_sweep(fast: FastDecoder, configs: dict[str, Any], steps: int) -> di
     return results
 
 
+def tune_in_step(fast: FastDecoder, configs: dict[str, Any], path: Path) -> None:
+    device = fast.device
+    state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
+    history = torch.zeros(2048, dtype=torch.long, device=device)
+    step = FusedDecodeStep(fast, *state, history, use_pdl=True)
+    step.use_configs(configs)
+    state[1].fill_(1024)
+    with torch.inference_mode():
+        report = step.tune_in_step(progress=lambda line: print(line, flush=True))
+    print(f"step {report['step_ms_before']:.3f} ms -> {report['step_ms_after']:.3f} ms")
+    tiles = {
+        "configs": step.configs(),
+        "gpu": torch.cuda.get_device_name(device),
+        "measured": "python benchmarks/engine_fused.py --tune-in-step (E4B shape, bf16, PDL)",
+        "trials": report,
+    }
+    path.write_text(json.dumps(tiles, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--configs", type=Path, help="a bench JSON with fused_configs")
@@ -100,6 +119,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--only-prefetch", action="store_true", help="skip the breakdown and split variants"
+    )
+    parser.add_argument(
+        "--tune-in-step",
+        type=Path,
+        help="choose tiles by timing the whole step (FusedDecodeStep.tune_in_step) and write "
+        "them here in the shipped tiles format; then stop",
     )
     args = parser.parse_args()
     device = torch.device("cuda")
@@ -110,6 +135,9 @@ def main() -> None:
     if args.configs:
         modes = json.loads(args.configs.read_text())["modes"].values()
         configs = next((m["fused_configs"] for m in modes if "fused_configs" in m), {})
+    if args.tune_in_step:
+        tune_in_step(fast, configs, args.tune_in_step)
+        return
     report: dict[str, object] = {"prefetch": prefetch_sweep(fast, configs, args.steps)}
     if args.only_prefetch:
         if args.out:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -101,3 +104,26 @@ def test_quantized_modes_report_bytes_and_accuracy_against_bf16() -> None:
     assert int8["prompts"] == int4["prompts"] == 3 and int8["tokens"] == 20
     assert 0 < int8["relative_logit_error"] < int4["relative_logit_error"]
     assert 0 <= int4["top1_agreement"] <= int8["top1_agreement"] <= 1
+
+
+def test_fused_configs_come_from_a_bench_json_or_a_tiles_file(tmp_path: Path) -> None:
+    import typer
+
+    from swarmlab.engine.cli import _saved_fused_configs
+
+    config = {"block_n": 4, "block_k": 512, "warps": 4, "stages": 4}
+    bench = tmp_path / "bench.json"
+    bench.write_text(
+        json.dumps({"modes": {"graph": {}, "fused+graph": {"fused_configs": {"a": config}}}})
+    )
+    tiles = tmp_path / "tiles.json"
+    tiles.write_text(json.dumps({"configs": {"b": config}, "gpu": "NVIDIA H200"}))
+    assert _saved_fused_configs(bench) == {"a": config}
+    assert _saved_fused_configs(tiles) == {"b": config}
+    assert _saved_fused_configs(None) == {}
+    unfused = tmp_path / "unfused.json"
+    unfused.write_text(json.dumps({"modes": {"graph": {}}}))
+    with pytest.raises(typer.BadParameter, match="holds no fused mode"):
+        _saved_fused_configs(unfused)
+    with pytest.raises(typer.BadParameter, match="or a tiles file"):
+        _saved_fused_configs(tmp_path / "missing.json")

@@ -107,7 +107,8 @@ def bench(
     ),
     fused_configs: Path | None = typer.Option(
         None,
-        help="Tile configs for the fused modes: a bench JSON from an earlier run (skips tuning).",
+        help="Tile configs for the fused modes: a bench JSON from an earlier run or a tiles "
+        "file (skips tuning).",
     ),
     json_path: Path | None = typer.Option(None, "--json", help="Write the full report here."),
     spec_graph_k: int = typer.Option(
@@ -174,15 +175,20 @@ def bench(
 
 
 def _saved_fused_configs(path: Path | None) -> dict[str, Any]:
-    """The fused tile configs recorded in an earlier bench JSON (empty without a path)."""
+    """The fused tile configs recorded in an earlier bench JSON, or in a tiles file (the
+    shipped `fast/tiles/*.json` format, as `benchmarks/engine_fused.py --tune-in-step`
+    writes); empty without a path."""
     if path is None:
         return {}
     try:
-        modes = json.loads(path.read_text(encoding="utf-8"))["modes"].values()
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(saved.get("configs"), dict):
+            return dict(saved["configs"])
+        modes = saved["modes"].values()
     except (OSError, ValueError, KeyError, AttributeError) as exc:
         raise typer.BadParameter(
             f"cannot read fused configs from {path}: {exc}; pass a JSON written by "
-            "`swarmlab engine bench --json` with a fused mode",
+            "`swarmlab engine bench --json` with a fused mode, or a tiles file",
             param_hint="--fused-configs",
         ) from exc
     found = next((mode["fused_configs"] for mode in modes if "fused_configs" in mode), None)

@@ -229,3 +229,36 @@ def test_the_prefetch_plan_stays_inside_each_weight_and_the_budget(
                 assert launch.rows * launch.k - elems * programs < programs * 16 // size + 16
         launch.use_pdl = False
         assert launch.prefetch_plan() == (0, 0)
+
+
+@pytest.mark.skipif(not CUDA, reason="times captured CUDA graphs")
+@torch.inference_mode()
+def test_tuning_in_the_step_keeps_a_candidate_per_shape_and_the_tokens(
+    tiny_target: Any, prompts: list[list[int]]
+) -> None:
+    from swarmlab.engine.fast.fused import FusedDecodeStep, candidate_configs
+
+    decoder = _decoder(tiny_target)
+    token, position, count = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
+    history = torch.zeros(96, dtype=torch.long, device=DEVICE)
+    step = FusedDecodeStep(decoder, token, position, count, history, use_pdl=True)
+    prompt = prompts[1]
+    first = _prefill(decoder, prompt)
+    token.fill_(first)
+    position.fill_(len(prompt))
+    report = step.tune_in_step(keys=2, replays=2)
+    assert int(position) == len(prompt)
+    assert report["step_ms_after"] > 0
+    tuned = [key for key in report if key.startswith(tuple("0123456789"))]
+    assert len(tuned) == 2
+    for key in tuned:
+        launch = next(m for m in step.matvecs if m.key == key)
+        assert launch.config in candidate_configs(launch.rows, launch.k)
+    # The tiles change speed, not results: decoding on from the prompt stays greedy.
+    _prefill(decoder, prompt)
+    token.fill_(first)
+    position.fill_(len(prompt))
+    count.fill_(0)
+    for _ in range(STEPS):
+        step()
+    assert history[:STEPS].tolist() == reference_greedy(tiny_target, prompt, STEPS + 1)[1:]

@@ -250,6 +250,7 @@ class _DownPle:
             PDB=_pow2(self.ple_dim),
             EVEN_K=down.k % config.block_k == 0,
             USE_PDL=down.use_pdl,
+            PLAIN_LOAD=not fk.INTERPRETED,
             num_warps=config.warps,
             num_stages=config.stages,
             **extra,
@@ -728,6 +729,53 @@ class FusedDecodeStep:
             for key, (seconds, config) in best.items()
         }
         return self.tuning
+
+    def tune_in_step(
+        self,
+        keys: int = 8,
+        replays: int = 20,
+        progress: Callable[[str], None] = lambda line: None,
+    ) -> dict[str, Any]:
+        """Choose tiles by timing the whole captured step, one shape at a time.
+
+        `tune()` times each shape alone over weight copies; in the step a mat-vec also
+        overlaps its neighbours (PDL) and finishes with a norm, which can favour other tiles.
+        For the `keys` shapes that stream the most bytes a step (largest first), each
+        candidate is applied to every launch of that shape and the whole step captured and
+        replayed at the current position (restored after every trial); the fastest stays.
+        Returns {"step_ms": before and after, key: {"ms": per candidate}}.
+        """
+        start = int(self.position)
+        by_key: dict[str, list[_Matvec]] = {}
+        for launch in self.matvecs:
+            by_key.setdefault(launch.key, []).append(launch)
+
+        def step_ms() -> float:
+            self.position.fill_(start)
+            graph = capture_graph(self)
+            self.position.fill_(start)
+            seconds = replay_seconds(graph, replays)
+            self.position.fill_(start)
+            return seconds * 1e3
+
+        def streamed(key: str) -> int:
+            return sum(m.weight.numel() * m.weight.element_size() for m in by_key[key])
+
+        report: dict[str, Any] = {"step_ms_before": step_ms()}
+        for key in sorted(by_key, key=streamed, reverse=True)[:keys]:
+            launches = by_key[key]
+            timings: list[tuple[float, MatvecConfig]] = []
+            for config in candidate_configs(launches[0].rows, launches[0].k):
+                for launch in launches:
+                    launch.config = config
+                timings.append((step_ms(), config))
+            best_ms, best = min(timings, key=lambda item: item[0])
+            for launch in launches:
+                launch.config = best
+            report[key] = {str(asdict(config)): ms for ms, config in timings}
+            progress(f"{key}: {best} -> step {best_ms:.3f} ms")
+        report["step_ms_after"] = step_ms()
+        return report
 
     def _bytes(self, key: str) -> int:
         launch = next(launch for launch in self.matvecs if launch.key == key)

@@ -609,12 +609,29 @@ if HAVE_TRITON:
         tl.store(count_ptr, count + 1)
 
     @triton.jit
-    def _spin_until_at_least(ptr, target):
+    def _load_acquire(ptr, PLAIN_LOAD: tl.constexpr):
+        """The counter at `ptr`, read with acquire semantics at GPU scope: a load on CUDA (so
+        many waiting programs do not queue read-modify-writes on the counter's L2 line), an
+        atomic add of 0 under the interpreter (which has no inline assembly)."""
+        if PLAIN_LOAD:
+            return tl.inline_asm_elementwise(
+                "ld.acquire.gpu.global.b32 $0, [$1];",
+                "=r,l",
+                [ptr],
+                dtype=tl.int32,
+                is_pure=False,
+                pack=1,
+            )
+        else:
+            return tl.atomic_add(ptr, 0, sem="acquire")
+
+    @triton.jit
+    def _spin_until_at_least(ptr, target, PLAIN_LOAD: tl.constexpr):
         """Wait until the counter at `ptr` reaches `target` (acquire: what its writers stored
         before their release is visible after)."""
-        seen = tl.atomic_add(ptr, 0, sem="acquire")
+        seen = _load_acquire(ptr, PLAIN_LOAD)
         while seen < target:
-            seen = tl.atomic_add(ptr, 0, sem="acquire")
+            seen = _load_acquire(ptr, PLAIN_LOAD)
         tl.debug_barrier()
 
     @triton.jit
@@ -656,6 +673,7 @@ if HAVE_TRITON:
         PDB: tl.constexpr,
         EVEN_K: tl.constexpr,
         USE_PDL: tl.constexpr,
+        PLAIN_LOAD: tl.constexpr,
     ):
         """The MLP's down mat-vec and then, in the `tail` programs that finish it last, the
         rest of the layer: the per-layer-embedding gate and projection, without two launches.
@@ -743,7 +761,7 @@ if HAVE_TRITON:
                 tl.debug_barrier()
                 tl.atomic_xchg(sync_ptr + 1, 1, sem="release")
             else:
-                _spin_until_at_least(sync_ptr + 1, 1)
+                _spin_until_at_least(sync_ptr + 1, 1, PLAIN_LOAD)
             stream = tl.load(mlp_res_ptr + hid, mask=hid_ok, other=0.0, cache_modifier=".cg")
             y_gate = _rnd(tl.sum(w_gate.to(tl.float32) * stream.to(tl.float32)[None, :], 1), DT)
             gated = _ple_gate(
@@ -766,7 +784,7 @@ if HAVE_TRITON:
             tl.store(gated_ptr + g_rows, gated.to(DT), mask=g_ok)
             tl.debug_barrier()
             tl.atomic_add(sync_ptr + 2, 1, sem="release")
-            _spin_until_at_least(sync_ptr + 2, tail)
+            _spin_until_at_least(sync_ptr + 2, tail, PLAIN_LOAD)
             x_proj = tl.load(gated_ptr + pd, mask=pd_ok, other=0.0, cache_modifier=".cg")
             y_proj = _rnd(tl.sum(w_proj.to(tl.float32) * x_proj.to(tl.float32)[None, :], 1), DT)
             tl.store(proj_out_ptr + p_rows, y_proj.to(DT), mask=p_ok)
