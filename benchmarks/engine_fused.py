@@ -72,13 +72,16 @@ def prefetch_sweep(fast: FastDecoder, configs: dict[str, Any], steps: int) -> di
         "PLE gate + projection 2 MB each": {"ple_gate": 2 * mb, "ple_proj": 2 * mb},
     }
     results: dict[str, float] = {}
-    for tail_ple in (False, True):
-        tail_step = FusedDecodeStep(fast, *state, history, use_pdl=True, tail_ple=tail_ple)
-        tail_step.use_configs(configs)
+    for tail_ple, hints in ((False, False), (True, False), (False, True), (True, True)):
+        variant = FusedDecodeStep(
+            fast, *state, history, use_pdl=True, tail_ple=tail_ple, cache_hints=hints
+        )
+        variant.use_configs(configs)
         state[1].fill_(1024)
         with torch.inference_mode():
-            ms = graph_ms(tail_step.launches, steps)
+            ms = graph_ms(variant.launches, steps)
         name = f"down + PLE gate + PLE projection in {'one launch' if tail_ple else 'three'}"
+        name += ", L2 hints" if hints else ""
         results[name] = ms
         print(f"{name}: {ms:.3f} ms ({1e3 / ms:.1f} tok/s)", flush=True)
     for late in (False, True):

@@ -60,7 +60,7 @@ def _prefill(decoder: FastDecoder, prompt: list[int]) -> int:
 @pytest.mark.parametrize(
     ("merge_limit", "tail_ple"),
     [(16384, False), (0, False), (16384, True)],
-    ids=["merge-at-once", "merge-per-head", "down-ple-one-launch"],
+    ids=["merge-at-once", "merge-per-head", "down-ple-one-launch-l2-hints"],
 )
 @torch.inference_mode()
 def test_fused_step_equals_the_unfused_step(
@@ -78,7 +78,9 @@ def test_fused_step_equals_the_unfused_step(
     runner_state = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
     token, position, count = runner_state
     history = torch.zeros(96, dtype=torch.long, device=DEVICE)
-    step = FusedDecodeStep(decoder, token, position, count, history, tail_ple=tail_ple)
+    step = FusedDecodeStep(
+        decoder, token, position, count, history, tail_ple=tail_ple, cache_hints=tail_ple
+    )
     # qkv, prep, attention, o, gate+up, down, PLE gate, PLE projection a layer, plus 3; the
     # last three are one launch with tail_ple.
     per_layer = 6 if tail_ple else 8
@@ -140,7 +142,7 @@ def test_generation_through_the_fused_runner_is_plain_greedy(
     """With use_pdl (CUDA only) also the step's experiments: L2 prefetch and the one-launch
     down + PLE tail, whose programs wait for each other."""
     settings = (
-        FusedSettings(use_pdl=True, prefetch_bytes=2**20, tail_ple=True)
+        FusedSettings(use_pdl=True, prefetch_bytes=2**20, tail_ple=True, cache_hints=True)
         if use_pdl
         else FusedSettings()
     )

@@ -165,6 +165,8 @@ class _Matvec:
         # whether the next kernel may start only once this one's weights are read.
         self.prefetch_bytes = 0
         self.late_release = False
+        # L2 hints: streamed weights evict first, norm weights last.
+        self.cache_hints = False
         # Which mat-vec of the step this is: ple_model, qkv, o, gate_up, down, ple_gate,
         # ple_proj or lm_head.
         self.kind = ""
@@ -213,6 +215,8 @@ class _Matvec:
             USE_PDL=self.use_pdl,
             PREFETCH=pf_programs > 0,
             LATE_RELEASE=self.use_pdl and self.late_release,
+            STREAM="evict_first" if self.cache_hints else "",
+            KEEP="evict_last" if self.cache_hints else "",
             num_warps=config.warps,
             num_stages=config.stages,
             **extra,
@@ -251,6 +255,8 @@ class _DownPle:
             EVEN_K=down.k % config.block_k == 0,
             USE_PDL=down.use_pdl,
             PLAIN_LOAD=not fk.INTERPRETED,
+            STREAM="evict_first" if down.cache_hints else "",
+            KEEP="evict_last" if down.cache_hints else "",
             num_warps=config.warps,
             num_stages=config.stages,
             **extra,
@@ -277,6 +283,7 @@ class FusedDecodeStep:
         prefetch_bytes: int | None = None,
         late_release: bool = False,
         tail_ple: bool = False,
+        cache_hints: bool = False,
     ) -> None:
         if not fk.HAVE_TRITON:
             raise FusedUnsupportedError("the fused decode step needs triton")
@@ -324,6 +331,15 @@ class FusedDecodeStep:
         self.set_prefetch(
             PREFETCH_BYTES if prefetch_bytes is None else prefetch_bytes, late_release
         )
+        self.set_cache_hints(cache_hints)
+
+    def set_cache_hints(self, on: bool) -> None:
+        """L2 eviction hints on every mat-vec: its streamed weights evict first and the norm
+        weights its finalizer reads evict last, so that the small vectors (and the KV cache
+        and activations) stay resident from one step to the next. Takes effect at the next
+        capture."""
+        for launch in self.matvecs:
+            launch.cache_hints = on
 
     @property
     def _blocks(self) -> list[Block]:

@@ -117,8 +117,12 @@ if HAVE_TRITON:
         F_HAS_SCALAR: tl.constexpr,
         F_PRE_NORM: tl.constexpr,
         HB: tl.constexpr,
+        KEEP: tl.constexpr,
     ):
-        """res_out = (res + rmsnorm(y) * g_post) * scalar; xin = rmsnorm(res_out) * g_pre."""
+        """res_out = (res + rmsnorm(y) * g_post) * scalar; xin = rmsnorm(res_out) * g_pre.
+
+        KEEP is the L2 eviction policy for the norm weights ("evict_last" keeps them resident
+        while the streamed weights pass by, "" leaves the default)."""
         offs = tl.arange(0, HB)
         ok = offs < HID
         base = res_ptr
@@ -133,11 +137,13 @@ if HAVE_TRITON:
         scalar = 1.0
         if F_HAS_DELTA:
             d = tl.load(y_ptr + offs, mask=ok, other=0.0, cache_modifier=".cg").to(tl.float32)
-            g = tl.load(gpost_ptr + offs, mask=ok, other=0.0).to(tl.float32)
+            g = tl.load(gpost_ptr + offs, mask=ok, other=0.0, eviction_policy=KEEP)
+            g = g.to(tl.float32)
         if F_HAS_SCALAR:
             scalar = tl.load(scalar_ptr).to(tl.float32)
         if F_PRE_NORM:
-            g2 = tl.load(gpre_ptr + offs, mask=ok, other=0.0).to(tl.float32)
+            g2 = tl.load(gpre_ptr + offs, mask=ok, other=0.0, eviction_policy=KEEP)
+            g2 = g2.to(tl.float32)
         if F_FROM_TOKEN:
             h = _rnd(h * res_scale, DT)
         if F_HAS_DELTA:
@@ -223,6 +229,8 @@ if HAVE_TRITON:
         USE_PDL: tl.constexpr,
         PREFETCH: tl.constexpr,
         LATE_RELEASE: tl.constexpr,
+        STREAM: tl.constexpr,
+        KEEP: tl.constexpr,
     ):
         """y[NR] = W[NR (x2 for GEGLU), K] @ x, then an epilogue; with FINAL, the last
         program to finish also rebuilds the residual stream for the next stage.
@@ -264,10 +272,14 @@ if HAVE_TRITON:
             first_mask = row_ok[:, None]
         else:
             first_mask = row_ok[:, None] & (cols0 < K)[None, :]
-        w_first = tl.load(w_ptr + row_base + cols0[None, :], mask=first_mask, other=0.0)
+        w_first = tl.load(
+            w_ptr + row_base + cols0[None, :], mask=first_mask, other=0.0, eviction_policy=STREAM
+        )
         w2_first = w_first
         if EPI == _GEGLU:
-            w2_first = tl.load(w_ptr + up_base + cols0[None, :], mask=first_mask, other=0.0)
+            w2_first = tl.load(
+                w_ptr + up_base + cols0[None, :], mask=first_mask, other=0.0, eviction_policy=STREAM
+            )
         _pdl_wait(USE_PDL)
 
         tok = 0
@@ -292,10 +304,14 @@ if HAVE_TRITON:
                 mask = row_ok[:, None]
             else:
                 mask = row_ok[:, None] & col_ok[None, :]
-            w = tl.load(w_ptr + row_base + cols[None, :], mask=mask, other=0.0)
+            w = tl.load(
+                w_ptr + row_base + cols[None, :], mask=mask, other=0.0, eviction_policy=STREAM
+            )
             acc += w.to(tl.float32) * x[None, :]
             if EPI == _GEGLU:
-                w2 = tl.load(w_ptr + up_base + cols[None, :], mask=mask, other=0.0)
+                w2 = tl.load(
+                    w_ptr + up_base + cols[None, :], mask=mask, other=0.0, eviction_policy=STREAM
+                )
                 acc2 += w2.to(tl.float32) * x[None, :]
 
         if LATE_RELEASE:
@@ -357,6 +373,7 @@ if HAVE_TRITON:
                     F_HAS_SCALAR,
                     F_PRE_NORM,
                     HB,
+                    KEEP,
                 )
                 # Reset for the next step (kernel completion publishes it): a plain store,
                 # not an atomic whose reply the program would wait for.
@@ -674,6 +691,8 @@ if HAVE_TRITON:
         EVEN_K: tl.constexpr,
         USE_PDL: tl.constexpr,
         PLAIN_LOAD: tl.constexpr,
+        STREAM: tl.constexpr,
+        KEEP: tl.constexpr,
     ):
         """The MLP's down mat-vec and then, in the `tail` programs that finish it last, the
         rest of the layer: the per-layer-embedding gate and projection, without two launches.
@@ -698,7 +717,9 @@ if HAVE_TRITON:
             mask = row_ok[:, None]
         else:
             mask = row_ok[:, None] & (cols0 < K)[None, :]
-        w_first = tl.load(w_ptr + row_base + cols0[None, :], mask=mask, other=0.0)
+        w_first = tl.load(
+            w_ptr + row_base + cols0[None, :], mask=mask, other=0.0, eviction_policy=STREAM
+        )
         _pdl_wait(USE_PDL)
         x = tl.load(x_ptr + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
         acc = w_first.to(tl.float32) * x[None, :]
@@ -708,7 +729,9 @@ if HAVE_TRITON:
                 mask = row_ok[:, None]
             else:
                 mask = row_ok[:, None] & (cols < K)[None, :]
-            w = tl.load(w_ptr + row_base + cols[None, :], mask=mask, other=0.0)
+            w = tl.load(
+                w_ptr + row_base + cols[None, :], mask=mask, other=0.0, eviction_policy=STREAM
+            )
             x = tl.load(x_ptr + cols, mask=cols < K, other=0.0).to(tl.float32)
             acc += w.to(tl.float32) * x[None, :]
         tl.store(y_ptr + rows, _rnd(tl.sum(acc, axis=1), DT).to(DT), mask=row_ok)
@@ -757,6 +780,7 @@ if HAVE_TRITON:
                     False,
                     False,
                     HB,
+                    KEEP,
                 )
                 tl.debug_barrier()
                 tl.atomic_xchg(sync_ptr + 1, 1, sem="release")
@@ -809,6 +833,7 @@ if HAVE_TRITON:
                     True,
                     True,
                     HB,
+                    KEEP,
                 )
                 # Everyone has passed every wait: clear the counters for the next step.
                 tl.store(sync_ptr + tl.arange(0, 4), tl.zeros((4,), dtype=tl.int32))

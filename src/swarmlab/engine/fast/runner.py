@@ -58,6 +58,7 @@ class FusedSettings:
     # for down + PLE gate + PLE projection.
     prefetch_bytes: int | None = None
     tail_ple: bool = False
+    cache_hints: bool = False
 
 
 def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeStep:
@@ -72,6 +73,7 @@ def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeSte
         use_pdl=settings.use_pdl,
         prefetch_bytes=settings.prefetch_bytes,
         tail_ple=settings.tail_ple,
+        cache_hints=settings.cache_hints,
     )
     from swarmlab.engine.fast.fused import shipped_configs
 
