@@ -5,7 +5,9 @@ step time, the summed kernel time per kernel kind (torch profiler over un-captur
 and the step time of graphs holding only the mat-vecs or only the attention launches (their
 outputs are meaningless; their time is not). Gap = graph step time - summed kernel time.
 Also the step time for each L2 prefetch budget of the mat-vecs (`FusedDecodeStep.set_prefetch`),
-released early or late (`--only-prefetch`: that sweep alone).
+released early or late (`--only-prefetch`: that sweep alone); then, with PDL, the step time
+for a few attention split counts, and with the q/k prep inside attention against its own
+launch (`fuse_prep`).
 Usage: python benchmarks/engine_fused.py [--configs bench.json] [--steps 50] [--only-prefetch]
 """
 
@@ -212,6 +214,20 @@ def main() -> None:
     for name, ms in variants.items():
         print(f"splits {name}: {ms:.3f} ms")
     report["splits"] = variants
+    # The q/k norms, RoPE and cache write inside attention, or as a launch of their own.
+    prep: dict[str, float] = {}
+    for fuse_prep in (False, True):
+        step = FusedDecodeStep(fast, *state, history, use_pdl=True, fuse_prep=fuse_prep)
+        step.use_configs(configs)
+        state[1].fill_(1024)
+        with torch.inference_mode():
+            name = "prep in attention" if fuse_prep else "prep launch"
+            prep[name] = graph_ms(step.launches, args.steps)
+            others = [launch for launch in step.launches if not isinstance(launch, _Matvec)]
+            prep[f"{name} attention+prep+finish only"] = graph_ms(others, args.steps)
+    for name, ms in prep.items():
+        print(f"{name}: {ms:.3f} ms")
+    report["prep"] = prep
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

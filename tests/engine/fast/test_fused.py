@@ -58,9 +58,21 @@ def _prefill(decoder: FastDecoder, prompt: list[int]) -> int:
 
 
 @pytest.mark.parametrize(
-    ("merge_limit", "tail_ple"),
-    [(16384, False), (0, False), (16384, True)],
-    ids=["merge-at-once", "merge-per-head", "down-ple-one-launch-l2-hints"],
+    ("merge_limit", "tail_ple", "fuse_prep"),
+    [
+        (16384, False, True),
+        (0, False, True),
+        (16384, True, True),
+        (16384, False, False),
+        (0, False, False),
+    ],
+    ids=[
+        "merge-at-once",
+        "merge-per-head",
+        "down-ple-one-launch-l2-hints",
+        "merge-at-once-prep-launch",
+        "merge-per-head-prep-launch",
+    ],
 )
 @torch.inference_mode()
 def test_fused_step_equals_the_unfused_step(
@@ -68,6 +80,7 @@ def test_fused_step_equals_the_unfused_step(
     prompts: list[list[int]],
     merge_limit: int,
     tail_ple: bool,
+    fuse_prep: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from swarmlab.engine.fast import fused
@@ -79,11 +92,19 @@ def test_fused_step_equals_the_unfused_step(
     token, position, count = runner_state
     history = torch.zeros(96, dtype=torch.long, device=DEVICE)
     step = FusedDecodeStep(
-        decoder, token, position, count, history, tail_ple=tail_ple, cache_hints=tail_ple
+        decoder,
+        token,
+        position,
+        count,
+        history,
+        tail_ple=tail_ple,
+        cache_hints=tail_ple,
+        fuse_prep=fuse_prep,
     )
-    # qkv, prep, attention, o, gate+up, down, PLE gate, PLE projection a layer, plus 3; the
-    # last three are one launch with tail_ple.
-    per_layer = 6 if tail_ple else 8
+    # qkv, q/k prep (unless fuse_prep puts it inside attention), attention, o, gate+up, down,
+    # PLE gate, PLE projection a layer (the last three one launch with tail_ple); plus the PLE
+    # model projection, the lm_head and finish.
+    per_layer = 8 - (1 if fuse_prep else 0) - (2 if tail_ple else 0)
     assert len(step.launches) == per_layer * decoder.shape.num_layers + 3
     for prompt in prompts:
         first = _prefill(decoder, prompt)

@@ -1,11 +1,13 @@
-"""The fused decode step: one Gemma-4 token in 8 Triton launches a layer, no torch ops.
+"""The fused decode step: one Gemma-4 token in 7 Triton launches a layer, no torch ops.
 
 `FusedDecodeStep` reads a built `FastDecoder` (its weights, rope tables and KV cache, shared,
 not copied) and lays out every launch of one decode step once, with all arguments bound: the
-per-layer-embedding projection, then per layer qkv, q/k prep, attention, o, gate+up (GeGLU),
-down, PLE gate, PLE projection, then the lm_head with the softcap and block argmax, and a
-finish kernel that feeds the token back. `GreedyRunner(fused=True)` captures the list in a CUDA
-graph. Where norms, residual adds and activations go is described in `fused_kernels.py`.
+per-layer-embedding projection, then per layer qkv, attention (with the q/k norms, RoPE and
+the cache write), o, gate+up (GeGLU), down, PLE gate, PLE projection, then the lm_head with the
+softcap and block argmax, and a finish kernel that feeds the token back. `fuse_prep=False`
+keeps the q/k prep as a launch of its own before attention (8 a layer), for comparison.
+`GreedyRunner(fused=True)` captures the list in a CUDA graph. Where norms, residual adds and
+activations go is described in `fused_kernels.py`.
 
 Each mat-vec's tile shape comes from `default_config` or, with `tune()`, from timing a few
 candidates per distinct shape (L2 flushed between runs, as in a real step where 9 GB stream
@@ -284,6 +286,7 @@ class FusedDecodeStep:
         late_release: bool = False,
         tail_ple: bool = False,
         cache_hints: bool = False,
+        fuse_prep: bool = True,
     ) -> None:
         if not fk.HAVE_TRITON:
             raise FusedUnsupportedError("the fused decode step needs triton")
@@ -293,6 +296,7 @@ class FusedDecodeStep:
             )
         self.model = model
         self.use_pdl = use_pdl and model.device.type == "cuda"
+        self.fuse_prep = fuse_prep
         self.shape = shape = model.shape
         self.token, self.position, self.count, self.history = token, position, count, history
         dtype, device = model.dtype, model.device
@@ -633,6 +637,7 @@ class FusedDecodeStep:
         window = self.shape.sliding_window
         counters = self.counters[index]
         ieee = self.model.dtype == torch.float32
+        fuse_prep = self.fuse_prep
 
         def attend() -> None:
             fk.attention_kernel[(kv_heads, splits)](
@@ -645,6 +650,12 @@ class FusedDecodeStep:
                 self.acc_part,
                 counters,
                 self.position,
+                qkv_out,
+                attention.q_norm,
+                k_norm,
+                cos,
+                sin,
+                eps,
                 slots,
                 window,
                 GROUP=group,
@@ -655,13 +666,18 @@ class FusedDecodeStep:
                 BS=block_s,
                 SPLITS=splits,
                 SLIDING=kind == SLIDING,
+                PREP=fuse_prep,
+                WRITE_KV=fuse_prep and owns,
+                HEADS=heads,
+                KV_HEADS=kv_heads,
+                K_EQ_V=attention.k_eq_v,
                 IEEE=ieee,
                 USE_PDL=use_pdl,
                 num_warps=8 if head_dim * block_s >= 8192 else 4,
                 **extra,
             )
 
-        self.launches += [prep, attend]
+        self.launches += [attend] if fuse_prep else [prep, attend]
 
     def _finish(self) -> None:
         extra = {"launch_pdl": True} if self.use_pdl else {}

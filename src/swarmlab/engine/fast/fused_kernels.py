@@ -1,4 +1,5 @@
-"""Triton kernels of the fused decode step (`fused.py`): a whole Gemma-4 layer in 8 launches.
+"""Triton kernels of the fused decode step (`fused.py`): a whole Gemma-4 layer in 7 launches
+(8 with the q/k prep launch kept separate).
 
 A batch-1 decode step is ~3.8 ms of kernels of which only ~2.2 ms is the unavoidable weight
 streaming; the rest was ~450 small kernels (norms, residual adds, RoPE, softmax, copies) each
@@ -12,10 +13,13 @@ mat-vecs that need it:
   writes the RMS-normed input of the next mat-vec. (An earlier version had every program of
   the next mat-vec recompute that input itself: ~3 us more per mat-vec and 77 us more on the
   lm_head, measured on an H200.)
-- `qk_prep_kernel` does the per-head q/k/v RMSNorms and RoPE and writes the new key and value
-  into the cache, one program per head.
 - `attention_kernel` is split-KV flash decoding over the positions the query can see; the last
   program of each KV head to finish (an atomic counter) merges the splits, so no second launch.
+  With PREP it also does the per-head q/k/v RMSNorms and RoPE: each program norms and rotates
+  its own query heads in registers, and the program whose positions include the new one writes
+  its KV head's new key and value into the cache before reading keys.
+- `qk_prep_kernel` is the same prep as a launch of its own (one program per head, q into a
+  buffer), for the unfused variant (`FusedDecodeStep(fuse_prep=False)`).
 - `finish_kernel` reduces the argmax blocks, feeds the token back and advances the position.
 
 Arithmetic mirrors transformers' bf16 rounding points (`_rnd` after every op that produces a
@@ -411,6 +415,60 @@ if HAVE_TRITON:
         return n1, n2
 
     @triton.jit
+    def _store_new_kv(
+        qkv_ptr,
+        knorm_ptr,
+        k_cache_ptr,
+        v_cache_ptr,
+        cos1,
+        cos2,
+        sin1,
+        sin2,
+        pos,
+        j,
+        slots,
+        eps,
+        DT: tl.constexpr,
+        HEADS: tl.constexpr,
+        KV_HEADS: tl.constexpr,
+        D: tl.constexpr,
+        K_EQ_V: tl.constexpr,
+    ):
+        """KV head j's new key (normed, rotated) and value (normed) into the slot of `pos`."""
+        half = tl.arange(0, D // 2)
+        key_src = qkv_ptr + HEADS * D + j * D
+        value_src = key_src if K_EQ_V else qkv_ptr + (HEADS + KV_HEADS) * D + j * D
+        k1, k2 = _head_norm_rope(key_src, knorm_ptr, cos1, cos2, sin1, sin2, eps, DT, D, True, True)
+        v1, v2 = _head_norm_rope(
+            value_src, knorm_ptr, cos1, cos2, sin1, sin2, eps, DT, D, False, False
+        )
+        slot = (j.to(tl.int64) * slots + pos % slots) * D
+        tl.store(k_cache_ptr + slot + half, k1.to(DT))
+        tl.store(k_cache_ptr + slot + D // 2 + half, k2.to(DT))
+        tl.store(v_cache_ptr + slot + half, v1.to(DT))
+        tl.store(v_cache_ptr + slot + D // 2 + half, v2.to(DT))
+
+    @triton.jit
+    def _group_norm_rope(
+        src, g_ok, weight, weight_partner, cos, sin, eps, DT: tl.constexpr, D: tl.constexpr
+    ):
+        """`_head_norm_rope` for several query heads at once (row pointers `src`, [G, 1]) in
+        whole rows: each element is paired with its rotate_half partner (d + D/2 mod D), read
+        a second time, so the halves need no joining. Same rounding points; float32 values."""
+        dims = tl.arange(0, D)
+        partner = (dims + D // 2) % D
+        x = tl.load(src + dims[None, :], mask=g_ok[:, None], other=0.0).to(tl.float32)
+        x_partner = tl.load(src + partner[None, :], mask=g_ok[:, None], other=0.0)
+        x_partner = x_partner.to(tl.float32)
+        r = 1.0 / tl.sqrt(tl.sum(x * x, axis=1) / D + eps)
+        n = _rnd(x * r[:, None] * weight[None, :], DT)
+        n_partner = _rnd(x_partner * r[:, None] * weight_partner[None, :], DT)
+        # rotate_half: -x2 against the first half, +x1 against the second.
+        sign = tl.where(dims < D // 2, -1.0, 1.0)
+        rotated = _rnd(sign[None, :] * n_partner * sin[None, :], DT)
+        return _rnd(_rnd(n * cos[None, :], DT) + rotated, DT)
+
+    @triton.jit
     def qk_prep_kernel(
         qkv_ptr,
         q_out_ptr,
@@ -448,20 +506,25 @@ if HAVE_TRITON:
             tl.store(q_out_ptr + pid * D + half, o1.to(DT))
             tl.store(q_out_ptr + pid * D + D // 2 + half, o2.to(DT))
         else:
-            j = pid - HEADS
-            key_src = qkv_ptr + HEADS * D + j * D
-            value_src = key_src if K_EQ_V else qkv_ptr + (HEADS + KV_HEADS) * D + j * D
-            k1, k2 = _head_norm_rope(
-                key_src, knorm_ptr, cos1, cos2, sin1, sin2, eps, DT, D, True, True
+            _store_new_kv(
+                qkv_ptr,
+                knorm_ptr,
+                k_cache_ptr,
+                v_cache_ptr,
+                cos1,
+                cos2,
+                sin1,
+                sin2,
+                pos,
+                pid - HEADS,
+                slots,
+                eps,
+                DT,
+                HEADS,
+                KV_HEADS,
+                D,
+                K_EQ_V,
             )
-            v1, v2 = _head_norm_rope(
-                value_src, knorm_ptr, cos1, cos2, sin1, sin2, eps, DT, D, False, False
-            )
-            slot = (j.to(tl.int64) * slots + pos % slots) * D
-            tl.store(k_cache_ptr + slot + half, k1.to(DT))
-            tl.store(k_cache_ptr + slot + D // 2 + half, k2.to(DT))
-            tl.store(v_cache_ptr + slot + half, v1.to(DT))
-            tl.store(v_cache_ptr + slot + D // 2 + half, v2.to(DT))
 
     @triton.jit
     def attention_kernel(
@@ -474,6 +537,12 @@ if HAVE_TRITON:
         acc_ptr,
         counter_ptr,
         pos_ptr,
+        qkv_ptr,
+        qnorm_ptr,
+        knorm_ptr,
+        cos_ptr,
+        sin_ptr,
+        eps,
         slots,
         window,
         GROUP: tl.constexpr,
@@ -484,6 +553,11 @@ if HAVE_TRITON:
         BS: tl.constexpr,
         SPLITS: tl.constexpr,
         SLIDING: tl.constexpr,
+        PREP: tl.constexpr,
+        WRITE_KV: tl.constexpr,
+        HEADS: tl.constexpr,
+        KV_HEADS: tl.constexpr,
+        K_EQ_V: tl.constexpr,
         IEEE: tl.constexpr,
         USE_PDL: tl.constexpr,
     ):
@@ -495,11 +569,27 @@ if HAVE_TRITON:
         1/sqrt(d)) and rounded to the model dtype as transformers' bf16 matmul does; softmax is
         float32 and online. Each split leaves (max, sum, weighted values) per head; the last
         split of a KV head to finish merges them into `out`.
+
+        q is read from q_ptr as `qk_prep_kernel` left it, or (PREP) made here from the qkv
+        mat-vec's output: every program norms and rotates its own GROUP heads, in registers.
+        WRITE_KV (with PREP, layers that own their cache): the program whose run holds `pos`
+        writes KV head program_id(0)'s new key and value into the slot of `pos` and waits for
+        its own stores before reading keys. No other program reads that slot: the others read
+        positions low..pos-1 only, whose slots differ from pos's (a ring holds more than
+        `window` slots, a global cache one per position), and masked loads read nothing.
         """
         DT: tl.constexpr = out_ptr.dtype.element_ty
         kvh = tl.program_id(0)
         split = tl.program_id(1)
         _pdl_release(USE_PDL)
+        g = tl.arange(0, BG)
+        g_ok = g < GROUP
+        dims = tl.arange(0, D)
+        heads = kvh * GROUP + g
+        if PREP:
+            # Weights do not depend on the previous kernel: load them before waiting.
+            q_weight = tl.load(qnorm_ptr + dims).to(tl.float32)
+            q_weight_partner = tl.load(qnorm_ptr + (dims + D // 2) % D).to(tl.float32)
         _pdl_wait(USE_PDL)
         pos = tl.load(pos_ptr).to(tl.int64)
         if SLIDING:
@@ -510,16 +600,51 @@ if HAVE_TRITON:
         per = (count + SPLITS - 1) // SPLITS
         begin = low + split * per
         end = tl.minimum(begin + per, pos + 1)
+        cache_base = kvh.to(tl.int64) * slots * D
 
-        g = tl.arange(0, BG)
-        g_ok = g < GROUP
-        dims = tl.arange(0, D)
-        heads = kvh * GROUP + g
-        q = tl.load(q_ptr + heads[:, None] * D + dims[None, :], mask=g_ok[:, None], other=0.0)
+        if PREP:
+            cos = tl.load(cos_ptr + pos * D + dims).to(tl.float32)
+            sin = tl.load(sin_ptr + pos * D + dims).to(tl.float32)
+            q = _group_norm_rope(
+                qkv_ptr + heads[:, None] * D,
+                g_ok,
+                q_weight,
+                q_weight_partner,
+                cos,
+                sin,
+                eps,
+                DT,
+                D,
+            ).to(DT)
+            if WRITE_KV:
+                if (begin <= pos) & (pos < end):
+                    half = tl.arange(0, D // 2)
+                    _store_new_kv(
+                        qkv_ptr,
+                        knorm_ptr,
+                        k_cache_ptr,
+                        v_cache_ptr,
+                        tl.load(cos_ptr + pos * D + half).to(tl.float32),
+                        tl.load(cos_ptr + pos * D + D // 2 + half).to(tl.float32),
+                        tl.load(sin_ptr + pos * D + half).to(tl.float32),
+                        tl.load(sin_ptr + pos * D + D // 2 + half).to(tl.float32),
+                        pos,
+                        kvh,
+                        slots,
+                        eps,
+                        DT,
+                        HEADS,
+                        KV_HEADS,
+                        D,
+                        K_EQ_V,
+                    )
+                # The key loop below reads the slot just written (by this program's threads).
+                tl.debug_barrier()
+        else:
+            q = tl.load(q_ptr + heads[:, None] * D + dims[None, :], mask=g_ok[:, None], other=0.0)
         m = tl.full((BG,), float("-inf"), dtype=tl.float32)
         total = tl.zeros((BG,), dtype=tl.float32)
         acc = tl.zeros((BG, D), dtype=tl.float32)
-        cache_base = kvh.to(tl.int64) * slots * D
         for first in range(begin, end, BS):
             p = first + tl.arange(0, BS)
             ok = p < end

@@ -48,9 +48,11 @@ class CapturedStep:
 class FusedSettings:
     """How to build the fused decode step (`fused.py`): programmatic dependent launch, and
     tile configs tuned on the spot, taken from an earlier `configs()`, or else those shipped
-    for this GPU model (`fused.shipped_configs`)."""
+    for this GPU model (`fused.shipped_configs`); `fuse_prep=False` keeps the q/k prep as a
+    launch of its own instead of inside attention."""
 
     use_pdl: bool = False
+    fuse_prep: bool = True
     tune: bool = False
     configs: dict[str, Any] = field(default_factory=dict)
     tuned: dict[str, Any] = field(default_factory=dict)
@@ -74,6 +76,7 @@ def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeSte
         prefetch_bytes=settings.prefetch_bytes,
         tail_ple=settings.tail_ple,
         cache_hints=settings.cache_hints,
+        fuse_prep=settings.fuse_prep,
     )
     from swarmlab.engine.fast.fused import shipped_configs
 
