@@ -4,11 +4,12 @@ Prints, for the fused step with and without programmatic dependent launch: the C
 step time, the summed kernel time per kernel kind (torch profiler over un-captured steps),
 and the step time of graphs holding only the mat-vecs or only the attention launches (their
 outputs are meaningless; their time is not). Gap = graph step time - summed kernel time.
-Also the step time for each L2 prefetch budget of the mat-vecs (`FusedDecodeStep.set_prefetch`),
-released early or late (`--only-prefetch`: that sweep alone); then, with PDL, the step time
-for a few attention split counts, and with the q/k prep inside attention against its own
-launch (`fuse_prep`).
-Usage: python benchmarks/engine_fused.py [--configs bench.json] [--steps 50] [--only-prefetch]
+First, with PDL, the step with the q/k prep inside attention or as its own launch
+(`fuse_prep`), with and without the L2 eviction hints (`cache_hints`; `--only-variants`
+stops there); last, the step time for a few attention split counts. `--tune-in-step PATH`
+instead chooses tiles by timing the whole step and writes them as a tiles file.
+Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
+       [--only-variants] [--tune-in-step tiles.json]
 """
 
 from __future__ import annotations
@@ -53,48 +54,32 @@ def kernel_times(step: FusedDecodeStep) -> dict[str, float]:
     return dict(totals)
 
 
-def prefetch_sweep(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dict[str, float]:
-    """Step time (PDL) for each L2 prefetch budget, with the next kernel released at each
-    mat-vec's start or only after its weights are read."""
+def step_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dict[str, float]:
+    """With PDL: the whole step, and a graph of only its attention (+ prep) and finish
+    launches, with the q/k prep inside attention or as its own launch, with and without the
+    L2 eviction hints."""
     device = fast.device
     state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
     history = torch.zeros(2048, dtype=torch.long, device=device)
-    step = FusedDecodeStep(fast, *state, history, use_pdl=True)
-    step.use_configs(configs)
-    mb = 2**20
-    variants: dict[str, int | dict[str, int]] = {
-        f"all mat-vecs {megabytes} MB": megabytes * mb for megabytes in (0, 4, 16)
-    }
-    # The mat-vecs after attention, whose programs wait while a few attention programs run.
-    variants |= {
-        "o 12 MB": {"o": 12 * mb},
-        "o 12 MB, gate+up 16 MB": {"o": 12 * mb, "gate_up": 16 * mb},
-        "o 12 MB, gate+up 32 MB": {"o": 12 * mb, "gate_up": 32 * mb},
-        "qkv 16 MB, o 12 MB": {"qkv": 16 * mb, "o": 12 * mb},
-        "PLE gate + projection 2 MB each": {"ple_gate": 2 * mb, "ple_proj": 2 * mb},
-    }
     results: dict[str, float] = {}
-    for tail_ple, hints in ((False, False), (True, False), (False, True), (True, True)):
-        variant = FusedDecodeStep(
-            fast, *state, history, use_pdl=True, tail_ple=tail_ple, cache_hints=hints
-        )
-        variant.use_configs(configs)
-        state[1].fill_(1024)
-        with torch.inference_mode():
-            ms = graph_ms(variant.launches, steps)
-        name = f"down + PLE gate + PLE projection in {'one launch' if tail_ple else 'three'}"
-        name += ", L2 hints" if hints else ""
-        results[name] = ms
-        print(f"{name}: {ms:.3f} ms ({1e3 / ms:.1f} tok/s)", flush=True)
-    for late in (False, True):
-        for label, budget in variants.items():
-            step.set_prefetch(budget, late_release=late)
+    for fuse_prep in (False, True):
+        for hints in (False, True):
+            step = FusedDecodeStep(
+                fast, *state, history, use_pdl=True, fuse_prep=fuse_prep, cache_hints=hints
+            )
+            step.use_configs(configs)
             state[1].fill_(1024)
+            name = "prep in attention" if fuse_prep else "prep launch"
+            name += ", L2 hints" if hints else ", no L2 hints"
             with torch.inference_mode():
-                ms = graph_ms(step.launches, steps)
-            name = f"{'late' if late else 'early'} release, prefetch {label}"
-            results[name] = ms
-            print(f"{name}: {ms:.3f} ms ({1e3 / ms:.1f} tok/s)", flush=True)
+                results[name] = ms = graph_ms(step.launches, steps)
+                others = [launch for launch in step.launches if not isinstance(launch, _Matvec)]
+                results[f"{name}: attention+prep+finish only"] = alone = graph_ms(others, steps)
+            print(
+                f"{name}: {ms:.3f} ms ({1e3 / ms:.1f} tok/s); attention+prep+finish alone "
+                f"{alone:.3f} ms",
+                flush=True,
+            )
     return results
 
 
@@ -123,7 +108,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--out", type=Path)
     parser.add_argument(
-        "--only-prefetch", action="store_true", help="skip the breakdown and split variants"
+        "--only-variants", action="store_true", help="skip the breakdown and split variants"
     )
     parser.add_argument(
         "--tune-in-step",
@@ -138,13 +123,17 @@ def main() -> None:
     del model
     configs: dict[str, Any] = shipped_configs(device)
     if args.configs:
-        modes = json.loads(args.configs.read_text())["modes"].values()
-        configs = next((m["fused_configs"] for m in modes if "fused_configs" in m), {})
+        saved = json.loads(args.configs.read_text())
+        if "configs" in saved:  # a tiles file
+            configs = saved["configs"]
+        else:
+            modes = saved["modes"].values()
+            configs = next((m["fused_configs"] for m in modes if "fused_configs" in m), {})
     if args.tune_in_step:
         tune_in_step(fast, configs, args.tune_in_step)
         return
-    report: dict[str, object] = {"prefetch": prefetch_sweep(fast, configs, args.steps)}
-    if args.only_prefetch:
+    report: dict[str, object] = {"variants": step_variants(fast, configs, args.steps)}
+    if args.only_variants:
         if args.out:
             args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         return
@@ -214,20 +203,6 @@ def main() -> None:
     for name, ms in variants.items():
         print(f"splits {name}: {ms:.3f} ms")
     report["splits"] = variants
-    # The q/k norms, RoPE and cache write inside attention, or as a launch of their own.
-    prep: dict[str, float] = {}
-    for fuse_prep in (False, True):
-        step = FusedDecodeStep(fast, *state, history, use_pdl=True, fuse_prep=fuse_prep)
-        step.use_configs(configs)
-        state[1].fill_(1024)
-        with torch.inference_mode():
-            name = "prep in attention" if fuse_prep else "prep launch"
-            prep[name] = graph_ms(step.launches, args.steps)
-            others = [launch for launch in step.launches if not isinstance(launch, _Matvec)]
-            prep[f"{name} attention+prep+finish only"] = graph_ms(others, args.steps)
-    for name, ms in prep.items():
-        print(f"{name}: {ms:.3f} ms")
-    report["prep"] = prep
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

@@ -58,19 +58,17 @@ def _prefill(decoder: FastDecoder, prompt: list[int]) -> int:
 
 
 @pytest.mark.parametrize(
-    ("merge_limit", "tail_ple", "fuse_prep"),
+    ("merge_limit", "fuse_prep", "cache_hints"),
     [
-        (16384, False, True),
-        (0, False, True),
         (16384, True, True),
+        (0, True, False),
         (16384, False, False),
-        (0, False, False),
+        (0, False, True),
     ],
     ids=[
         "merge-at-once",
-        "merge-per-head",
-        "down-ple-one-launch-l2-hints",
-        "merge-at-once-prep-launch",
+        "merge-per-head-no-l2-hints",
+        "merge-at-once-prep-launch-no-l2-hints",
         "merge-per-head-prep-launch",
     ],
 )
@@ -79,8 +77,8 @@ def test_fused_step_equals_the_unfused_step(
     tiny_target: Any,
     prompts: list[list[int]],
     merge_limit: int,
-    tail_ple: bool,
     fuse_prep: bool,
+    cache_hints: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from swarmlab.engine.fast import fused
@@ -97,14 +95,12 @@ def test_fused_step_equals_the_unfused_step(
         position,
         count,
         history,
-        tail_ple=tail_ple,
-        cache_hints=tail_ple,
+        cache_hints=cache_hints,
         fuse_prep=fuse_prep,
     )
     # qkv, q/k prep (unless fuse_prep puts it inside attention), attention, o, gate+up, down,
-    # PLE gate, PLE projection a layer (the last three one launch with tail_ple); plus the PLE
-    # model projection, the lm_head and finish.
-    per_layer = 8 - (1 if fuse_prep else 0) - (2 if tail_ple else 0)
+    # PLE gate, PLE projection a layer; plus the PLE model projection, the lm_head and finish.
+    per_layer = 7 if fuse_prep else 8
     assert len(step.launches) == per_layer * decoder.shape.num_layers + 3
     for prompt in prompts:
         first = _prefill(decoder, prompt)
@@ -152,22 +148,17 @@ def _cache_snapshot(decoder: FastDecoder) -> dict[int, tuple[torch.Tensor, torch
         False,
         pytest.param(
             True,
-            marks=pytest.mark.skipif(not CUDA, reason="PDL and L2 prefetch need CUDA"),
-            id="pdl-prefetch-down-ple",
+            marks=pytest.mark.skipif(not CUDA, reason="programmatic dependent launch needs CUDA"),
+            id="pdl",
         ),
     ],
 )
 def test_generation_through_the_fused_runner_is_plain_greedy(
     tiny_target: Any, prompts: list[list[int]], use_pdl: bool
 ) -> None:
-    """With use_pdl (CUDA only) also the step's experiments: L2 prefetch and the one-launch
-    down + PLE tail, whose programs wait for each other."""
-    settings = (
-        FusedSettings(use_pdl=True, prefetch_bytes=2**20, tail_ple=True, cache_hints=True)
-        if use_pdl
-        else FusedSettings()
+    runner = GreedyRunner(
+        _decoder(tiny_target), prefill_chunk=16, fused=FusedSettings(use_pdl=use_pdl)
     )
-    runner = GreedyRunner(_decoder(tiny_target), prefill_chunk=16, fused=settings)
     cpu_model = tiny_target
     for prompt in prompts:
         expected = reference_greedy(cpu_model, prompt, STEPS)
@@ -220,38 +211,6 @@ def test_the_shipped_h200_tiles_name_the_e4b_mat_vecs() -> None:
     for config in shipped["configs"].values():
         tile = MatvecConfig(**config)
         assert tile.block_n >= 1 and tile.block_k & (tile.block_k - 1) == 0
-
-
-def test_the_prefetch_plan_stays_inside_each_weight_and_the_budget(
-    tiny_target: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each prefetching program pulls a 16-byte multiple, all of them together no more than
-    the budget, and never past the matrix (or past either half of a GEGLU matrix)."""
-    from swarmlab.engine.fast import fused, fused_kernels
-    from swarmlab.engine.fast.fused import FusedDecodeStep
-
-    decoder = _decoder(tiny_target)
-    state = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
-    step = FusedDecodeStep(decoder, *state, torch.zeros(96, dtype=torch.long, device=DEVICE))
-    monkeypatch.setattr(fused_kernels, "INTERPRETED", False)
-    monkeypatch.setattr(fused, "PREFETCH_PROGRAMS", 3)
-    for launch in step.matvecs:
-        launch.use_pdl = True
-        size = launch.weight.element_size()
-        halves = 2 if launch.flags["EPI"] == fused_kernels.GEGLU else 1
-        assert launch.weight.shape[0] == launch.rows * halves
-        for budget in (16, 100, 4096, 10**9):
-            launch.prefetch_bytes = budget
-            elems, programs = launch.prefetch_plan()
-            assert (elems * size) % 16 == 0
-            assert programs <= min(launch.blocks, 3)
-            assert elems * programs * size * halves <= budget
-            assert elems * programs <= launch.rows * launch.k
-            if budget >= launch.weight.numel() * size:
-                # A budget above the matrix covers all of it but a sub-16-byte remainder.
-                assert launch.rows * launch.k - elems * programs < programs * 16 // size + 16
-        launch.use_pdl = False
-        assert launch.prefetch_plan() == (0, 0)
 
 
 @pytest.mark.skipif(not CUDA, reason="times captured CUDA graphs")

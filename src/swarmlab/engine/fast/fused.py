@@ -105,15 +105,6 @@ def candidate_configs(rows: int, k: int) -> list[MatvecConfig]:
 # query head at a time, which keeps registers in bounds on the 512-wide global heads).
 MERGE_AT_ONCE_LIMIT = 16384
 
-# With PDL, weight bytes each mat-vec pulls into L2 before it waits for the previous kernel
-# (`_Matvec.prefetch_plan`), and how many of its programs share that work (the first wave).
-PREFETCH_BYTES = 0
-PREFETCH_PROGRAMS = 264
-
-# Programs of a layer's down mat-vec that go on to do its PLE gate and projection
-# (`down_ple_kernel`); one under the interpreter, which runs programs one after another.
-TAIL_PROGRAMS = 256
-
 # Bytes of weight copies a tuning graph streams per candidate (several times the 50 MB L2).
 TUNE_BYTES = 256 * 2**20
 
@@ -163,15 +154,8 @@ class _Matvec:
         self.config = default_config(rows, self.k)
         # Lanes for the residual stream a finalizing program rebuilds (a power of two).
         self.hidden_block = hidden_block
-        # With PDL: weight bytes pulled into L2 before waiting for the previous kernel, and
-        # whether the next kernel may start only once this one's weights are read.
-        self.prefetch_bytes = 0
-        self.late_release = False
         # L2 hints: streamed weights evict first, norm weights last.
         self.cache_hints = False
-        # Which mat-vec of the step this is: ple_model, qkv, o, gate_up, down, ple_gate,
-        # ple_proj or lm_head.
-        self.kind = ""
 
     @property
     def key(self) -> str:
@@ -182,83 +166,23 @@ class _Matvec:
     def blocks(self) -> int:
         return -(-self.rows // self.config.block_n)
 
-    def prefetch_plan(self) -> tuple[int, int]:
-        """(weights per program, programs) that prefetch into L2 before the PDL wait: up to
-        `prefetch_bytes` from the start of the matrix (of each half for GEGLU), split in
-        16-byte multiples over at most `PREFETCH_PROGRAMS` programs; (0, 0) when off."""
-        if not self.use_pdl or self.prefetch_bytes <= 0 or fk.INTERPRETED:
-            return 0, 0
-        size = self.weight.element_size()
-        halves = 2 if self.flags["EPI"] == fk.GEGLU else 1
-        align = max(1, 16 // size)
-        budget = min(self.rows * self.k, self.prefetch_bytes // (size * halves))
-        programs = min(self.blocks, PREFETCH_PROGRAMS)
-        elems = max(align, budget // programs // align * align)
-        programs = min(programs, budget // elems)
-        return (elems, programs) if programs > 0 else (0, 0)
-
     def __call__(self, weight: torch.Tensor | None = None) -> None:
         config = self.config
         extra = {"launch_pdl": True} if self.use_pdl else {}
-        pf_elems, pf_programs = self.prefetch_plan()
         fk.matvec_kernel[(self.blocks,)](
             self.weight if weight is None else weight,
             self.out,
             self.rows,
             self.k,
             **self.args,
-            pf_elems=pf_elems,
-            pf_programs=pf_programs,
             **self.flags,
             HB=self.hidden_block,
             BN=config.block_n,
             BK=config.block_k,
             EVEN_K=self.k % config.block_k == 0,
             USE_PDL=self.use_pdl,
-            PREFETCH=pf_programs > 0,
-            LATE_RELEASE=self.use_pdl and self.late_release,
             STREAM="evict_first" if self.cache_hints else "",
             KEEP="evict_last" if self.cache_hints else "",
-            num_warps=config.warps,
-            num_stages=config.stages,
-            **extra,
-        )
-
-
-class _DownPle:
-    """One launch for a layer's down mat-vec, PLE gate and PLE projection
-    (`fused_kernels.down_ple_kernel`); the down mat-vec's tile config is `down.config`."""
-
-    def __init__(self, down: _Matvec, args: dict[str, Any], ple_dim: int, tail: int) -> None:
-        self.down, self.args, self.ple_dim = down, args, ple_dim
-        self.tail = max(1, min(tail, down.blocks))
-        # Rows of the PLE gate (a power of two) and of the projection each tail program takes.
-        self.gate_rows = _pow2(-(-ple_dim // self.tail))
-        self.proj_rows = -(-down.rows // self.tail)
-
-    def __call__(self) -> None:
-        down, config = self.down, self.down.config
-        extra = {"launch_pdl": True} if down.use_pdl else {}
-        fk.down_ple_kernel[(down.blocks,)](
-            down.weight,
-            down.out,
-            down.rows,
-            down.k,
-            **self.args,
-            tail=self.tail,
-            PD=self.ple_dim,
-            HB=down.hidden_block,
-            BN=config.block_n,
-            BK=config.block_k,
-            RG=self.gate_rows,
-            RP=self.proj_rows,
-            RPP=_pow2(self.proj_rows),
-            PDB=_pow2(self.ple_dim),
-            EVEN_K=down.k % config.block_k == 0,
-            USE_PDL=down.use_pdl,
-            PLAIN_LOAD=not fk.INTERPRETED,
-            STREAM="evict_first" if down.cache_hints else "",
-            KEEP="evict_last" if down.cache_hints else "",
             num_warps=config.warps,
             num_stages=config.stages,
             **extra,
@@ -282,10 +206,7 @@ class FusedDecodeStep:
         use_pdl: bool = False,
         splits: dict[str, int] | None = None,
         key_blocks: dict[str, int] | None = None,
-        prefetch_bytes: int | None = None,
-        late_release: bool = False,
-        tail_ple: bool = False,
-        cache_hints: bool = False,
+        cache_hints: bool = True,
         fuse_prep: bool = True,
     ) -> None:
         if not fk.HAVE_TRITON:
@@ -327,14 +248,10 @@ class FusedDecodeStep:
         self.projected = self._new(hidden)
         self.xin = self._new(hidden)
         self.logits_dummy = self._new(1)
-        self.tail_ple = tail_ple
         self.launches: list[Callable[[], None]] = []
         self.tuning: dict[str, Any] = {}
         self.matvecs: list[_Matvec] = []
         self._build()
-        self.set_prefetch(
-            PREFETCH_BYTES if prefetch_bytes is None else prefetch_bytes, late_release
-        )
         self.set_cache_hints(cache_hints)
 
     def set_cache_hints(self, on: bool) -> None:
@@ -370,7 +287,6 @@ class FusedDecodeStep:
         embed_input: bool = False,
         final: _Final | None = None,
         epilogue: int = fk.STORE,
-        kind: str = "",
         **aux: Any,
     ) -> _Matvec:
         any_tensor = weight
@@ -427,7 +343,6 @@ class FusedDecodeStep:
             self.use_pdl,
             _pow2(self.shape.hidden_size),
         )
-        launch.kind = kind
         self.launches.append(launch)
         self.matvecs.append(launch)
         return launch
@@ -463,7 +378,6 @@ class FusedDecodeStep:
             ),
             epilogue=fk.SCALE,
             out_scale=hidden**-0.5,
-            kind="ple_model",
         )
         for index, block in enumerate(self._blocks):
             residual = self._layer(index, block, residual)
@@ -476,7 +390,6 @@ class FusedDecodeStep:
             self.xin,
             epilogue=fk.SOFTCAP_ARGMAX,
             out_scale=cap or 0.0,
-            kind="lm_head",
         )
         # Room for one partial per row: enough for any block size `tune` tries.
         self.best = self._new(head.rows, dt=torch.float32)
@@ -492,7 +405,7 @@ class FusedDecodeStep:
         hidden = shape.hidden_size
         attention = block.attention
         qkv = _weight(attention.qkv)
-        self._matvec(qkv, self.qkv_out, qkv.shape[0], self.xin, kind="qkv")
+        self._matvec(qkv, self.qkv_out, qkv.shape[0], self.xin)
         geometry = shape.attention[attention.kind]
         self._attention(index, block, geometry.head_dim, geometry.num_kv_heads)
         o_proj = _weight(attention.o_proj)
@@ -508,7 +421,6 @@ class FusedDecodeStep:
                 g_post=block.post_attention_norm,
                 g_pre=block.pre_mlp_norm,
             ),
-            kind="o",
         )
         self._matvec(
             _weight(block.gate_up),
@@ -516,51 +428,17 @@ class FusedDecodeStep:
             shape.intermediate_size,
             self.xin,
             epilogue=fk.GEGLU,
-            kind="gate_up",
         )
         down = _weight(block.down)
         after_mlp = self._new(hidden)
-        down_launch = self._matvec(
+        self._matvec(
             down,
             self.mlp_out,
             down.shape[0],
             self.h,
             final=_Final(res=after_attention, res_out=after_mlp, g_post=block.post_mlp_norm),
-            kind="down",
         )
         gated = self._new(shape.ple_dim)
-        if self.tail_ple:
-            after_layer = self._new(hidden)
-            self.launches[-1] = _DownPle(
-                down_launch,
-                {
-                    "x_ptr": self.h,
-                    "tok_ptr": self.token,
-                    "att_ptr": after_attention,
-                    "post_mlp_ptr": block.post_mlp_norm,
-                    "mlp_res_ptr": after_mlp,
-                    "gate_w_ptr": _weight(block.ple_gate),
-                    "ple_ptr": self.ple,
-                    "ple_norm_ptr": model.ple_projection_norm,
-                    "ple_table_ptr": model.ple_embed,
-                    "gated_ptr": gated,
-                    "proj_w_ptr": _weight(block.ple_projection),
-                    "proj_out_ptr": self.projected,
-                    "layer_norm_ptr": block.ple_norm,
-                    "scalar_ptr": block.layer_scalar,
-                    "next_norm_ptr": self._next_norm(index),
-                    "layer_out_ptr": after_layer,
-                    "xin_ptr": self.xin,
-                    "sync_ptr": self._new(4, dt=torch.int32),
-                    "ple_offset": index * shape.ple_dim,
-                    "ple_stride": model.ple_embed.shape[1],
-                    "ple_scale": float(model.ple_scale),
-                    "eps": float(shape.rms_norm_eps),
-                },
-                shape.ple_dim,
-                1 if fk.INTERPRETED else TAIL_PROGRAMS,
-            )
-            return after_layer
         self._matvec(
             _weight(block.ple_gate),
             gated,
@@ -574,7 +452,6 @@ class FusedDecodeStep:
             aux_stride=model.ple_embed.shape[1],
             aux_scale=model.ple_scale,
             out_scale=2.0**-0.5,
-            kind="ple_gate",
         )
         projection = _weight(block.ple_projection)
         after_layer = self._new(hidden)
@@ -590,7 +467,6 @@ class FusedDecodeStep:
                 scalar=block.layer_scalar,
                 g_pre=self._next_norm(index),
             ),
-            kind="ple_proj",
         )
         return after_layer
 
@@ -695,20 +571,6 @@ class FusedDecodeStep:
             USE_PDL=self.use_pdl,
             **extra,
         )
-
-    def set_prefetch(
-        self, prefetch_bytes: int | dict[str, int], late_release: bool = False
-    ) -> None:
-        """With PDL, mat-vecs prefetch up to `prefetch_bytes` of their weights into L2 before
-        waiting for the kernel before them (0: off; a dict gives bytes per mat-vec kind, the
-        rest 0); with `late_release` a mat-vec lets the next kernel start only after its
-        weights are read, not at its start. Takes effect at the next capture."""
-        for launch in self.matvecs:
-            if isinstance(prefetch_bytes, dict):
-                launch.prefetch_bytes = prefetch_bytes.get(launch.kind, 0)
-            else:
-                launch.prefetch_bytes = prefetch_bytes
-            launch.late_release = late_release
 
     # -- tile configs -----------------------------------------------------------------------
 

@@ -31,11 +31,16 @@ tensors (numpy), which is how CI checks them against transformers in float32.
 kernel start as soon as every program of this one is running (`gdc_launch_dependents`), and
 waits for the previous kernel (`gdc_wait`) only after issuing its first weight loads, which do
 not depend on it. So a kernel's start-up overlaps the tail of the one before.
+
+L2 hints (`STREAM`, `KEEP`: a `tl.load` eviction policy, "" for none): the streamed weights
+are read `evict_first` and the norm weights of the finalizer `evict_last`, so the 9 GB that
+pass through the 50 MB L2 every step do not push out what the next step reads again (norm
+vectors, the KV cache, activations).
 """
 
 # Triton compiles a subset of Python: keep the plain if/else forms its code generator handles
 # for constexpr and runtime conditions alike.
-# ruff: noqa: SIM102, SIM108
+# ruff: noqa: SIM108
 
 from __future__ import annotations
 
@@ -86,21 +91,6 @@ if HAVE_TRITON:
     def _pdl_release(USE_PDL: tl.constexpr):
         if USE_PDL:
             tl.extra.cuda.gdc_launch_dependents()
-
-    @triton.jit
-    def _prefetch_l2(ptr, nbytes):
-        """One thread of the program asks the copy engine to bring `nbytes` (a multiple of 16)
-        from `ptr` (16-byte aligned) into L2 (`cp.async.bulk.prefetch`, sm_90): a hint, so it
-        changes no result, holds no registers and never waits."""
-        tl.inline_asm_elementwise(
-            "{ .reg .pred p; .reg .u32 t; mov.u32 t, %tid.x; setp.eq.u32 p, t, 0; "
-            "@p cp.async.bulk.prefetch.L2.global [$1], $2; mov.u32 $0, 0; }",
-            "=r,l,r",
-            [ptr, nbytes],
-            dtype=tl.int32,
-            is_pure=False,
-            pack=1,
-        )
 
     @triton.jit
     def _finalize(
@@ -216,8 +206,6 @@ if HAVE_TRITON:
         eps,
         aux_offset,
         aux_stride,
-        pf_elems,
-        pf_programs,
         EMBED_INPUT: tl.constexpr,
         EPI: tl.constexpr,
         FINAL: tl.constexpr,
@@ -231,8 +219,6 @@ if HAVE_TRITON:
         BK: tl.constexpr,
         EVEN_K: tl.constexpr,
         USE_PDL: tl.constexpr,
-        PREFETCH: tl.constexpr,
-        LATE_RELEASE: tl.constexpr,
         STREAM: tl.constexpr,
         KEEP: tl.constexpr,
     ):
@@ -253,17 +239,7 @@ if HAVE_TRITON:
         """
         DT: tl.constexpr = y_ptr.dtype.element_ty
         pid = tl.program_id(0)
-        if not LATE_RELEASE:
-            _pdl_release(USE_PDL)
-        if PREFETCH:
-            # Programs below pf_programs each pull pf_elems weights (of both halves for GEGLU)
-            # into L2 before waiting: the start of the matrix, which the first programs read.
-            if pid < pf_programs:
-                WB: tl.constexpr = w_ptr.dtype.element_ty.primitive_bitwidth // 8
-                nbytes = (pf_elems * WB).to(tl.int32)
-                _prefetch_l2(w_ptr + pid.to(tl.int64) * pf_elems, nbytes)
-                if EPI == _GEGLU:
-                    _prefetch_l2(w_ptr + NR * K + pid.to(tl.int64) * pf_elems, nbytes)
+        _pdl_release(USE_PDL)
         rows = pid * BN + tl.arange(0, BN)
         row_ok = rows < NR
         row_base = rows.to(tl.int64)[:, None] * K
@@ -318,9 +294,6 @@ if HAVE_TRITON:
                 )
                 acc2 += w2.to(tl.float32) * x[None, :]
 
-        if LATE_RELEASE:
-            # The next kernel starts once every program is past its weights.
-            _pdl_release(USE_PDL)
         y = _rnd(tl.sum(acc, axis=1), DT)
         if EPI == _SCALE:
             y = _rnd(y * out_scale, DT)
@@ -749,216 +722,3 @@ if HAVE_TRITON:
         tl.store(slot_positions_ptr + pos % ring, pos)
         tl.store(position_ptr, pos + 1)
         tl.store(count_ptr, count + 1)
-
-    @triton.jit
-    def _load_acquire(ptr, PLAIN_LOAD: tl.constexpr):
-        """The counter at `ptr`, read with acquire semantics at GPU scope: a load on CUDA (so
-        many waiting programs do not queue read-modify-writes on the counter's L2 line), an
-        atomic add of 0 under the interpreter (which has no inline assembly)."""
-        if PLAIN_LOAD:
-            return tl.inline_asm_elementwise(
-                "ld.acquire.gpu.global.b32 $0, [$1];",
-                "=r,l",
-                [ptr],
-                dtype=tl.int32,
-                is_pure=False,
-                pack=1,
-            )
-        else:
-            return tl.atomic_add(ptr, 0, sem="acquire")
-
-    @triton.jit
-    def _spin_until_at_least(ptr, target, PLAIN_LOAD: tl.constexpr):
-        """Wait until the counter at `ptr` reaches `target` (acquire: what its writers stored
-        before their release is visible after)."""
-        seen = _load_acquire(ptr, PLAIN_LOAD)
-        while seen < target:
-            seen = _load_acquire(ptr, PLAIN_LOAD)
-        tl.debug_barrier()
-
-    @triton.jit
-    def down_ple_kernel(
-        w_ptr,
-        y_ptr,
-        NR,
-        K,
-        x_ptr,
-        tok_ptr,
-        att_ptr,
-        post_mlp_ptr,
-        mlp_res_ptr,
-        gate_w_ptr,
-        ple_ptr,
-        ple_norm_ptr,
-        ple_table_ptr,
-        gated_ptr,
-        proj_w_ptr,
-        proj_out_ptr,
-        layer_norm_ptr,
-        scalar_ptr,
-        next_norm_ptr,
-        layer_out_ptr,
-        xin_ptr,
-        sync_ptr,
-        tail,
-        PD,
-        ple_offset,
-        ple_stride,
-        ple_scale,
-        eps,
-        HB: tl.constexpr,
-        BN: tl.constexpr,
-        BK: tl.constexpr,
-        RG: tl.constexpr,
-        RP: tl.constexpr,
-        RPP: tl.constexpr,
-        PDB: tl.constexpr,
-        EVEN_K: tl.constexpr,
-        USE_PDL: tl.constexpr,
-        PLAIN_LOAD: tl.constexpr,
-        STREAM: tl.constexpr,
-        KEEP: tl.constexpr,
-    ):
-        """The MLP's down mat-vec and then, in the `tail` programs that finish it last, the
-        rest of the layer: the per-layer-embedding gate and projection, without two launches.
-
-        Every program computes BN rows of down (K = intermediate, EVEN_K) and counts itself in
-        at sync[0]. The last `tail` to arrive are all running, so they may wait for each other:
-        the very last rebuilds the residual stream after the MLP (`mlp_res`) and raises
-        sync[1]; then each computes RG rows of the PLE gate (HID wide) with its epilogue,
-        meets the others at sync[2], computes RP rows of the PLE projection (PD wide), and the
-        last to finish (sync[3]) writes the layer's output stream and the next layer's normed
-        input, then clears the four counters. With `tail` = 1 (the interpreter runs programs
-        one after another, so nobody could wait) one program does all of it.
-        """
-        DT: tl.constexpr = y_ptr.dtype.element_ty
-        pid = tl.program_id(0)
-        _pdl_release(USE_PDL)
-        rows = pid * BN + tl.arange(0, BN)
-        row_ok = rows < NR
-        row_base = rows.to(tl.int64)[:, None] * K
-        cols0 = tl.arange(0, BK)
-        if EVEN_K:
-            mask = row_ok[:, None]
-        else:
-            mask = row_ok[:, None] & (cols0 < K)[None, :]
-        w_first = tl.load(
-            w_ptr + row_base + cols0[None, :], mask=mask, other=0.0, eviction_policy=STREAM
-        )
-        _pdl_wait(USE_PDL)
-        x = tl.load(x_ptr + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
-        acc = w_first.to(tl.float32) * x[None, :]
-        for start in range(BK, K, BK):
-            cols = start + cols0
-            if EVEN_K:
-                mask = row_ok[:, None]
-            else:
-                mask = row_ok[:, None] & (cols < K)[None, :]
-            w = tl.load(
-                w_ptr + row_base + cols[None, :], mask=mask, other=0.0, eviction_policy=STREAM
-            )
-            x = tl.load(x_ptr + cols, mask=cols < K, other=0.0).to(tl.float32)
-            acc += w.to(tl.float32) * x[None, :]
-        tl.store(y_ptr + rows, _rnd(tl.sum(acc, axis=1), DT).to(DT), mask=row_ok)
-        tl.debug_barrier()
-        arrived = tl.atomic_add(sync_ptr, 1, sem="acq_rel")
-        first_tail = tl.num_programs(0) - tail
-        if arrived >= first_tail:
-            slot = arrived - first_tail
-            hid = tl.arange(0, HB)
-            hid_ok = hid < NR
-            # Both phases' weights do not depend on the stream: load them before waiting.
-            g_rows = slot * RG + tl.arange(0, RG)
-            g_ok = g_rows < PD
-            w_gate = tl.load(
-                gate_w_ptr + g_rows[:, None] * NR + hid[None, :],
-                mask=g_ok[:, None] & hid_ok[None, :],
-                other=0.0,
-            )
-            p_rows = slot * RP + tl.arange(0, RPP)
-            p_ok = (p_rows < NR) & (tl.arange(0, RPP) < RP)
-            pd = tl.arange(0, PDB)
-            pd_ok = pd < PD
-            w_proj = tl.load(
-                proj_w_ptr + p_rows[:, None] * PD + pd[None, :],
-                mask=p_ok[:, None] & pd_ok[None, :],
-                other=0.0,
-            )
-            tok = tl.load(tok_ptr).to(tl.int64)
-            if arrived == tl.num_programs(0) - 1:
-                # res after the MLP = res after attention + norm(down) * g.
-                _finalize(
-                    y_ptr,
-                    tok,
-                    att_ptr,
-                    post_mlp_ptr,
-                    scalar_ptr,
-                    next_norm_ptr,
-                    mlp_res_ptr,
-                    xin_ptr,
-                    NR,
-                    1.0,
-                    eps,
-                    DT,
-                    False,
-                    True,
-                    False,
-                    False,
-                    HB,
-                    KEEP,
-                )
-                tl.debug_barrier()
-                tl.atomic_xchg(sync_ptr + 1, 1, sem="release")
-            else:
-                _spin_until_at_least(sync_ptr + 1, 1, PLAIN_LOAD)
-            stream = tl.load(mlp_res_ptr + hid, mask=hid_ok, other=0.0, cache_modifier=".cg")
-            y_gate = _rnd(tl.sum(w_gate.to(tl.float32) * stream.to(tl.float32)[None, :], 1), DT)
-            gated = _ple_gate(
-                y_gate,
-                g_rows,
-                g_ok,
-                PD,
-                tok,
-                ple_ptr,
-                ple_norm_ptr,
-                ple_table_ptr,
-                ple_offset,
-                ple_stride,
-                ple_scale,
-                0.7071067811865476,
-                eps,
-                DT,
-                PDB,
-            )
-            tl.store(gated_ptr + g_rows, gated.to(DT), mask=g_ok)
-            tl.debug_barrier()
-            tl.atomic_add(sync_ptr + 2, 1, sem="release")
-            _spin_until_at_least(sync_ptr + 2, tail, PLAIN_LOAD)
-            x_proj = tl.load(gated_ptr + pd, mask=pd_ok, other=0.0, cache_modifier=".cg")
-            y_proj = _rnd(tl.sum(w_proj.to(tl.float32) * x_proj.to(tl.float32)[None, :], 1), DT)
-            tl.store(proj_out_ptr + p_rows, y_proj.to(DT), mask=p_ok)
-            tl.debug_barrier()
-            done = tl.atomic_add(sync_ptr + 3, 1, sem="acq_rel")
-            if done == tail - 1:
-                _finalize(
-                    proj_out_ptr,
-                    tok,
-                    mlp_res_ptr,
-                    layer_norm_ptr,
-                    scalar_ptr,
-                    next_norm_ptr,
-                    layer_out_ptr,
-                    xin_ptr,
-                    NR,
-                    1.0,
-                    eps,
-                    DT,
-                    False,
-                    True,
-                    True,
-                    True,
-                    HB,
-                    KEEP,
-                )
-                # Everyone has passed every wait: clear the counters for the next step.
-                tl.store(sync_ptr + tl.arange(0, 4), tl.zeros((4,), dtype=tl.int32))

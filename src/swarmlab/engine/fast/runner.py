@@ -49,18 +49,15 @@ class FusedSettings:
     """How to build the fused decode step (`fused.py`): programmatic dependent launch, and
     tile configs tuned on the spot, taken from an earlier `configs()`, or else those shipped
     for this GPU model (`fused.shipped_configs`); `fuse_prep=False` keeps the q/k prep as a
-    launch of its own instead of inside attention."""
+    launch of its own instead of inside attention; `cache_hints=False` drops the L2 eviction
+    hints (streamed weights evict first, norm weights last)."""
 
     use_pdl: bool = False
     fuse_prep: bool = True
+    cache_hints: bool = True
     tune: bool = False
     configs: dict[str, Any] = field(default_factory=dict)
     tuned: dict[str, Any] = field(default_factory=dict)
-    # `FusedDecodeStep`'s experiments: L2 prefetch with PDL (None: its default) and one launch
-    # for down + PLE gate + PLE projection.
-    prefetch_bytes: int | None = None
-    tail_ple: bool = False
-    cache_hints: bool = False
 
 
 def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeStep:
@@ -73,8 +70,6 @@ def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeSte
         runner.count,
         runner.history,
         use_pdl=settings.use_pdl,
-        prefetch_bytes=settings.prefetch_bytes,
-        tail_ple=settings.tail_ple,
         cache_hints=settings.cache_hints,
         fuse_prep=settings.fuse_prep,
     )
