@@ -93,7 +93,7 @@ class BenchSettings:
     spec_graph_mode: str = "graph"
     accuracy_prompts: int = 4
     accuracy_tokens: int = 64
-    tune_fused: bool = True
+    tune_fused: bool = False
     fused_configs: dict[str, Any] = field(default_factory=dict)
 
 
