@@ -9,7 +9,7 @@ First, with PDL, the step with the q/k prep inside attention or as its own launc
 stops there); last, the step time for a few attention split counts. `--tune-in-step PATH`
 instead chooses tiles by timing the whole step and writes them as a tiles file.
 Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
-       [--only-variants] [--tune-in-step tiles.json]
+       [--only-variants] [--tune-in-step tiles.json] [--int8]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from swarmlab.engine.bench import random_transformers_model
 from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec, shipped_configs
 from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.fast.model import FastDecoder
+from swarmlab.engine.quant import Int8Linear, swap_linears
 
 
 def graph_ms(launches: list[Callable[[], None]], steps: int) -> float:
@@ -96,7 +97,7 @@ def tune_in_step(fast: FastDecoder, configs: dict[str, Any], path: Path) -> None
     tiles = {
         "configs": step.configs(),
         "gpu": torch.cuda.get_device_name(device),
-        "measured": "python benchmarks/engine_fused.py --tune-in-step (E4B shape, bf16, PDL)",
+        "measured": "python benchmarks/engine_fused.py --tune-in-step (E4B shape, PDL)",
         "trials": report,
     }
     path.write_text(json.dumps(tiles, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -111,6 +112,9 @@ def main() -> None:
         "--only-variants", action="store_true", help="skip the breakdown and split variants"
     )
     parser.add_argument(
+        "--int8", action="store_true", help="weight-only int8 linears (Int8Linear) throughout"
+    )
+    parser.add_argument(
         "--tune-in-step",
         type=Path,
         help="choose tiles by timing the whole step (FusedDecodeStep.tune_in_step) and write "
@@ -121,6 +125,8 @@ def main() -> None:
     model = random_transformers_model("gemma-4-e4b", device, seed=0)
     fast = FastDecoder.from_transformers(model, max_len=2048, max_step_tokens=9)
     del model
+    if args.int8:
+        swap_linears(fast, Int8Linear, use_kernel=True)
     configs: dict[str, Any] = shipped_configs(device)
     if args.configs:
         saved = json.loads(args.configs.read_text())

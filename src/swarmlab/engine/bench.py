@@ -69,6 +69,14 @@ MODES = {
         Mode("int4+triton+compile+graph", use_graph=True, compile_step=True, kernels="int4"),
         Mode("fused+graph", use_graph=True, compile_step=False, fused=True),
         Mode("fused+pdl+graph", use_graph=True, compile_step=False, fused=True, pdl=True),
+        Mode(
+            "int8+fused+pdl+graph",
+            use_graph=True,
+            compile_step=False,
+            kernels="int8",
+            fused=True,
+            pdl=True,
+        ),
     )
 }
 DEFAULT_MODES = ("eager", "graph", "compile+graph", "triton+compile+graph")

@@ -58,18 +58,20 @@ def _prefill(decoder: FastDecoder, prompt: list[int]) -> int:
 
 
 @pytest.mark.parametrize(
-    ("merge_limit", "fuse_prep", "cache_hints"),
+    ("merge_limit", "fuse_prep", "cache_hints", "int8"),
     [
-        (16384, True, True),
-        (0, True, False),
-        (16384, False, False),
-        (0, False, True),
+        (16384, True, True, False),
+        (0, True, False, False),
+        (16384, False, False, False),
+        (0, False, True, False),
+        (16384, True, True, True),
     ],
     ids=[
         "merge-at-once",
         "merge-per-head-no-l2-hints",
         "merge-at-once-prep-launch-no-l2-hints",
         "merge-per-head-prep-launch",
+        "int8",
     ],
 )
 @torch.inference_mode()
@@ -79,13 +81,19 @@ def test_fused_step_equals_the_unfused_step(
     merge_limit: int,
     fuse_prep: bool,
     cache_hints: bool,
+    int8: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """With int8 every linear is an `Int8Linear` (codes and per-row scales), which the fused
+    mat-vecs read as such; the unfused step dequantizes them."""
     from swarmlab.engine.fast import fused
     from swarmlab.engine.fast.fused import FusedDecodeStep
+    from swarmlab.engine.quant import Int8Linear, swap_linears
 
     monkeypatch.setattr(fused, "MERGE_AT_ONCE_LIMIT", merge_limit)
     decoder = _decoder(tiny_target)
+    if int8:
+        assert swap_linears(decoder, Int8Linear, use_kernel=False) > 0
     runner_state = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
     token, position, count = runner_state
     history = torch.zeros(96, dtype=torch.long, device=DEVICE)
@@ -190,8 +198,11 @@ def test_fused_options_are_checked() -> None:
     ).fused
     with pytest.raises(FastOptionError, match="must be 0 or 1"):
         FastOptions.from_env({"SWARMLAB_FAST_FUSED": "yes"}, "cuda")
-    with pytest.raises(FastOptionError, match="plain weights"):
-        FastOptions.from_env({"SWARMLAB_FAST_FUSED": "1", "SWARMLAB_FAST_KERNELS": "int8"}, "cuda")
+    assert FastOptions.from_env(
+        {"SWARMLAB_FAST_FUSED": "1", "SWARMLAB_FAST_KERNELS": "int8"}, "cuda"
+    ).fused
+    with pytest.raises(FastOptionError, match="plain or int8 weights"):
+        FastOptions.from_env({"SWARMLAB_FAST_FUSED": "1", "SWARMLAB_FAST_KERNELS": "int4"}, "cuda")
 
 
 def test_the_shipped_h200_tiles_name_the_e4b_mat_vecs() -> None:

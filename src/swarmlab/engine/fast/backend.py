@@ -116,9 +116,10 @@ class FastOptions:
             raise FastOptionError(
                 "SWARMLAB_FAST_FUSED=1 needs --device cuda and the triton package; unset it"
             )
-        if options.fused and options.kernels == "int8":
+        if options.fused and options.kernels == "int4":
             raise FastOptionError(
-                "SWARMLAB_FAST_FUSED=1 reads plain weights; use SWARMLAB_FAST_KERNELS=triton"
+                "SWARMLAB_FAST_FUSED=1 reads plain or int8 weights; use "
+                "SWARMLAB_FAST_KERNELS=triton or int8"
             )
         return options
 

@@ -30,6 +30,7 @@ from swarmlab.engine.fast import fused_kernels as fk
 from swarmlab.engine.fast.config import SLIDING
 from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.fast.model import Block, FastDecoder
+from swarmlab.engine.quant import Int8Linear
 
 
 class FusedUnsupportedError(ValueError):
@@ -126,13 +127,21 @@ def shipped_configs(device: torch.device) -> dict[str, dict[str, int]]:
 
 
 def _weight(module: nn.Module) -> torch.Tensor:
+    """The matrix a mat-vec streams: plain weights, or the codes of an `Int8Linear`."""
+    if isinstance(module, Int8Linear):
+        return module.qweight
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor):
         raise FusedUnsupportedError(
-            f"the fused decode step needs plain weights, got {type(module).__name__}; use "
-            "SWARMLAB_FAST_KERNELS=triton (or torch) with SWARMLAB_FAST_FUSED=1"
+            f"the fused decode step needs plain or int8 weights, got {type(module).__name__}; "
+            "use SWARMLAB_FAST_KERNELS=triton, torch or int8 with SWARMLAB_FAST_FUSED=1"
         )
     return weight.detach()
+
+
+def _scale(module: nn.Module) -> torch.Tensor | None:
+    """The per-row scales of an `Int8Linear` (None for plain weights)."""
+    return module.scale if isinstance(module, Int8Linear) else None
 
 
 class _Matvec:
@@ -158,9 +167,13 @@ class _Matvec:
         self.cache_hints = False
 
     @property
+    def quant(self) -> bool:
+        return self.weight.dtype == torch.int8
+
+    @property
     def key(self) -> str:
         flags = ",".join(f"{name}={value}" for name, value in sorted(self.flags.items()))
-        return f"{self.rows}x{self.k}:{flags}"
+        return f"{self.rows}x{self.k}:{flags}" + (":int8" if self.quant else "")
 
     @property
     def blocks(self) -> int:
@@ -181,6 +194,7 @@ class _Matvec:
             BK=config.block_k,
             EVEN_K=self.k % config.block_k == 0,
             USE_PDL=self.use_pdl,
+            QUANT=self.quant,
             STREAM="evict_first" if self.cache_hints else "",
             KEEP="evict_last" if self.cache_hints else "",
             num_warps=config.warps,
@@ -287,6 +301,7 @@ class FusedDecodeStep:
         embed_input: bool = False,
         final: _Final | None = None,
         epilogue: int = fk.STORE,
+        scale: torch.Tensor | None = None,
         **aux: Any,
     ) -> _Matvec:
         any_tensor = weight
@@ -304,6 +319,7 @@ class FusedDecodeStep:
             "aux_ptr": aux.get("aux", any_tensor),
             "aux2_ptr": aux.get("aux2", any_tensor),
             "aux3_ptr": aux.get("aux3", any_tensor),
+            "scale_ptr": any_tensor if scale is None else scale,
             "HID": self.shape.hidden_size,
             "res_scale": float(self.model.embed_scale),
             "out_scale": float(aux.get("out_scale", 1.0)),
@@ -378,6 +394,7 @@ class FusedDecodeStep:
             ),
             epilogue=fk.SCALE,
             out_scale=hidden**-0.5,
+            scale=_scale(model.ple_model_projection),
         )
         for index, block in enumerate(self._blocks):
             residual = self._layer(index, block, residual)
@@ -390,6 +407,7 @@ class FusedDecodeStep:
             self.xin,
             epilogue=fk.SOFTCAP_ARGMAX,
             out_scale=cap or 0.0,
+            scale=_scale(model.lm_head),
         )
         # Room for one partial per row: enough for any block size `tune` tries.
         self.best = self._new(head.rows, dt=torch.float32)
@@ -405,7 +423,7 @@ class FusedDecodeStep:
         hidden = shape.hidden_size
         attention = block.attention
         qkv = _weight(attention.qkv)
-        self._matvec(qkv, self.qkv_out, qkv.shape[0], self.xin)
+        self._matvec(qkv, self.qkv_out, qkv.shape[0], self.xin, scale=_scale(attention.qkv))
         geometry = shape.attention[attention.kind]
         self._attention(index, block, geometry.head_dim, geometry.num_kv_heads)
         o_proj = _weight(attention.o_proj)
@@ -421,6 +439,7 @@ class FusedDecodeStep:
                 g_post=block.post_attention_norm,
                 g_pre=block.pre_mlp_norm,
             ),
+            scale=_scale(attention.o_proj),
         )
         self._matvec(
             _weight(block.gate_up),
@@ -428,6 +447,7 @@ class FusedDecodeStep:
             shape.intermediate_size,
             self.xin,
             epilogue=fk.GEGLU,
+            scale=_scale(block.gate_up),
         )
         down = _weight(block.down)
         after_mlp = self._new(hidden)
@@ -437,6 +457,7 @@ class FusedDecodeStep:
             down.shape[0],
             self.h,
             final=_Final(res=after_attention, res_out=after_mlp, g_post=block.post_mlp_norm),
+            scale=_scale(block.down),
         )
         gated = self._new(shape.ple_dim)
         self._matvec(
@@ -452,6 +473,7 @@ class FusedDecodeStep:
             aux_stride=model.ple_embed.shape[1],
             aux_scale=model.ple_scale,
             out_scale=2.0**-0.5,
+            scale=_scale(block.ple_gate),
         )
         projection = _weight(block.ple_projection)
         after_layer = self._new(hidden)
@@ -467,6 +489,7 @@ class FusedDecodeStep:
                 scalar=block.layer_scalar,
                 g_pre=self._next_norm(index),
             ),
+            scale=_scale(block.ple_projection),
         )
         return after_layer
 

@@ -199,6 +199,7 @@ if HAVE_TRITON:
         aux_ptr,
         aux2_ptr,
         aux3_ptr,
+        scale_ptr,
         HID,
         res_scale,
         out_scale,
@@ -219,6 +220,7 @@ if HAVE_TRITON:
         BK: tl.constexpr,
         EVEN_K: tl.constexpr,
         USE_PDL: tl.constexpr,
+        QUANT: tl.constexpr,
         STREAM: tl.constexpr,
         KEEP: tl.constexpr,
     ):
@@ -232,7 +234,8 @@ if HAVE_TRITON:
         program does this (the last to arrive at counter_ptr), so no mat-vec recomputes a
         norm, and with PDL the next kernel's first weight loads overlap it.
 
-        Pointers a variant does not use may be any tensor. `aux*` feed the epilogues:
+        QUANT: W holds int8 codes and scale_ptr one scale per row (`Int8Linear`); the row
+        sums are scaled before rounding. Pointers a variant does not use may be any tensor. `aux*` feed the epilogues:
         PLE_GATE reads the projected per-layer inputs (aux, at aux_offset), their norm weight
         (aux2) and the per-layer embedding table (aux3, row stride aux_stride, scale
         aux_scale); SOFTCAP_ARGMAX writes block maxima to aux and their indices to aux2.
@@ -294,11 +297,18 @@ if HAVE_TRITON:
                 )
                 acc2 += w2.to(tl.float32) * x[None, :]
 
-        y = _rnd(tl.sum(acc, axis=1), DT)
+        y = tl.sum(acc, axis=1)
+        if QUANT:
+            # int8 weights: one scale per output row (of each half for GEGLU).
+            y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
+        y = _rnd(y, DT)
         if EPI == _SCALE:
             y = _rnd(y * out_scale, DT)
         elif EPI == _GEGLU:
-            up = _rnd(tl.sum(acc2, axis=1), DT)
+            up = tl.sum(acc2, axis=1)
+            if QUANT:
+                up = up * tl.load(scale_ptr + rows + NR, mask=row_ok, other=0.0).to(tl.float32)
+            up = _rnd(up, DT)
             y = _rnd(_rnd(_gelu(y), DT) * up, DT)
         elif EPI == _PLE_GATE:
             y = _ple_gate(

@@ -47,8 +47,9 @@ class CapturedStep:
 @dataclass
 class FusedSettings:
     """How to build the fused decode step (`fused.py`): programmatic dependent launch, and
-    tile configs tuned on the spot, taken from an earlier `configs()`, or else those shipped
-    for this GPU model (`fused.shipped_configs`); `fuse_prep=False` keeps the q/k prep as a
+    tile configs: those shipped for this GPU model (`fused.shipped_configs`), overridden by
+    `configs` (from an earlier `configs()`) where they name the same shape, or tuned on the
+    spot; `fuse_prep=False` keeps the q/k prep as a
     launch of its own instead of inside attention; `cache_hints=False` drops the L2 eviction
     hints (streamed weights evict first, norm weights last)."""
 
@@ -75,7 +76,9 @@ def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeSte
     )
     from swarmlab.engine.fast.fused import shipped_configs
 
-    step.use_configs(settings.configs or shipped_configs(runner.model.device))
+    # The shipped tiles, then any given ones on top (they may name other shapes or dtypes).
+    step.use_configs(shipped_configs(runner.model.device))
+    step.use_configs(settings.configs)
     if settings.tune:
         with torch.inference_mode():
             settings.tuned = step.tune()
