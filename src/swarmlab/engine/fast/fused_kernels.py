@@ -61,6 +61,8 @@ if HAVE_TRITON:
     import triton
     import triton.language as tl
 
+    from swarmlab.engine.fast.kernels import widen_int
+
     # Kernels may only read globals that are constexpr.
     _STORE = tl.constexpr(STORE)
     _SCALE = tl.constexpr(SCALE)
@@ -94,12 +96,9 @@ if HAVE_TRITON:
 
     @triton.jit
     def _widen(w, QUANT: tl.constexpr):
-        """A weight tile as float32. int8 codes go through the float bit pattern of 1.5 * 2^23
-        (whose low mantissa bits then hold the code) and one subtraction: an integer add and a
-        float add at full rate, where a conversion instruction runs at a quarter of it and
-        bounded the first int8 version (exact for any int8)."""
+        """A weight tile as float32 (int8 codes through `kernels.widen_int`)."""
         if QUANT:
-            return (w.to(tl.int32) + 0x4B400000).to(tl.float32, bitcast=True) - 12582912.0
+            return widen_int(w)
         else:
             return w.to(tl.float32)
 
