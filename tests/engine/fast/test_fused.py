@@ -91,6 +91,9 @@ def test_fused_step_equals_the_unfused_step(
     from swarmlab.engine.quant import Int8Linear, swap_linears
 
     monkeypatch.setattr(fused, "MERGE_AT_ONCE_LIMIT", merge_limit)
+    if merge_limit == 0:
+        # The finish kernel then reduces the lm_head's block maxima over several rounds.
+        monkeypatch.setattr(fused, "FINISH_BLOCK", 2)
     decoder = _decoder(tiny_target)
     if int8:
         assert swap_linears(decoder, Int8Linear, use_kernel=False) > 0

@@ -106,6 +106,9 @@ def candidate_configs(rows: int, k: int) -> list[MatvecConfig]:
 # query head at a time, which keeps registers in bounds on the 512-wide global heads).
 MERGE_AT_ONCE_LIMIT = 16384
 
+# Block maxima the finish kernel reduces per round of loads.
+FINISH_BLOCK = 16384
+
 # Bytes of weight copies a tuning graph streams per candidate (several times the 50 MB L2).
 TUNE_BYTES = 256 * 2**20
 
@@ -590,8 +593,10 @@ class FusedDecodeStep:
             self.history,
             self.model.cache.slot_positions,
             self.model.cache.ring,
-            BLOCK=1024,
+            # Every block maximum in one round of loads (16,384 with the H200 lm_head tiles).
+            BLOCK=min(_pow2(self.head.blocks), FINISH_BLOCK),
             USE_PDL=self.use_pdl,
+            num_warps=16 if self.head.blocks > 4096 else 4,
             **extra,
         )
 
