@@ -8,8 +8,11 @@ First, with PDL, the step with the q/k prep inside attention or as its own launc
 (`fuse_prep`), with and without the L2 eviction hints (`cache_hints`; `--only-variants`
 stops there); last, the step time for a few attention split counts. `--tune-in-step PATH`
 instead chooses tiles by timing the whole step and writes them as a tiles file.
+`--only-attention` instead times attention launch variants (pipeline stages, warps, split
+counts, early loads; `attention_variants`) and stops.
 Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
-       [--only-variants] [--tune-in-step tiles.json] [--int8]
+       [--only-variants] [--only-attention] [--tune-in-step tiles.json] [--int8]
+       [--out report.json]
 """
 
 from __future__ import annotations
@@ -84,6 +87,55 @@ def step_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dic
     return results
 
 
+# Attention launch variants: FusedDecodeStep keyword arguments. "N/M splits" is N programs a
+# KV head on sliding layers and M on global ones; 1 means no merge at all.
+ATTENTION_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "stages 1": {"attention_stages": 1},
+    "stages 2": {"attention_stages": 2},
+    "warps 4": {"attention_warps": 4},
+    "early loads": {"attention_early": True},
+    "early loads, stages 1": {"attention_early": True, "attention_stages": 1},
+    "1/16 splits": {"splits": {"sliding_attention": 1, "full_attention": 16}},
+    "1/4 splits": {"splits": {"sliding_attention": 1, "full_attention": 4}},
+    "2/8 splits": {"splits": {"sliding_attention": 2, "full_attention": 8}},
+    "1/4 splits, early loads": {
+        "splits": {"sliding_attention": 1, "full_attention": 4},
+        "attention_early": True,
+    },
+}
+
+
+def attention_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dict[str, Any]:
+    """With PDL, at position 1024, for each of ATTENTION_VARIANTS: the whole step, and a graph
+    of only its attention and finish launches (no mat-vecs: what the attention chain costs)."""
+    device = fast.device
+    state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
+    history = torch.zeros(2048, dtype=torch.long, device=device)
+    results: dict[str, Any] = {}
+    for name, options in ATTENTION_VARIANTS.items():
+        step = FusedDecodeStep(fast, *state, history, use_pdl=True, **options)
+        step.use_configs(configs)
+        state[1].fill_(1024)
+        with torch.inference_mode():
+            whole = graph_ms(step.launches, steps)
+            others = [launch for launch in step.launches if not isinstance(launch, _Matvec)]
+            alone = graph_ms(others, steps)
+        layers = len(others) - 1
+        results[name] = {
+            "options": options,
+            "step_ms": whole,
+            "attention_finish_only_ms": alone,
+            "attention_us_per_layer": alone * 1e3 / layers,
+        }
+        print(
+            f"{name}: step {whole:.3f} ms ({1e3 / whole:.1f} tok/s); attention+finish alone "
+            f"{alone:.3f} ms ({alone * 1e3 / layers:.1f} us a layer)",
+            flush=True,
+        )
+    return results
+
+
 def tune_in_step(fast: FastDecoder, configs: dict[str, Any], path: Path) -> None:
     device = fast.device
     state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
@@ -115,6 +167,11 @@ def main() -> None:
         "--int8", action="store_true", help="weight-only int8 linears (Int8Linear) throughout"
     )
     parser.add_argument(
+        "--only-attention",
+        action="store_true",
+        help="time the attention launch variants (attention_variants), then stop",
+    )
+    parser.add_argument(
         "--tune-in-step",
         type=Path,
         help="choose tiles by timing the whole step (FusedDecodeStep.tune_in_step) and write "
@@ -137,6 +194,11 @@ def main() -> None:
             configs = next((m["fused_configs"] for m in modes if "fused_configs" in m), {})
     if args.tune_in_step:
         tune_in_step(fast, configs, args.tune_in_step)
+        return
+    if args.only_attention:
+        found = {"attention": attention_variants(fast, configs, args.steps)}
+        if args.out:
+            args.out.write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
         return
     report: dict[str, object] = {"variants": step_variants(fast, configs, args.steps)}
     if args.only_variants:

@@ -57,14 +57,22 @@ def _prefill(decoder: FastDecoder, prompt: list[int]) -> int:
     return int(decoder.logits(hidden[-1:]).argmax())
 
 
+ONE_SPLIT = {"sliding_attention": 1, "full_attention": 1}
+# More splits than the short prompt has positions: some runs are empty.
+MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
+
+
 @pytest.mark.parametrize(
-    ("merge_limit", "fuse_prep", "cache_hints", "int8"),
+    ("merge_limit", "fuse_prep", "cache_hints", "int8", "splits", "early"),
     [
-        (16384, True, True, False),
-        (0, True, False, False),
-        (16384, False, False, False),
-        (0, False, True, False),
-        (16384, True, True, True),
+        (16384, True, True, False, None, False),
+        (0, True, False, False, None, False),
+        (16384, False, False, False, None, False),
+        (0, False, True, False, None, False),
+        (16384, True, True, True, None, False),
+        (16384, True, True, False, ONE_SPLIT, False),
+        (16384, True, True, False, MANY_SPLITS, True),
+        (0, False, True, False, ONE_SPLIT, True),
     ],
     ids=[
         "merge-at-once",
@@ -72,6 +80,9 @@ def _prefill(decoder: FastDecoder, prompt: list[int]) -> int:
         "merge-at-once-prep-launch-no-l2-hints",
         "merge-per-head-prep-launch",
         "int8",
+        "one-split",
+        "early-loads-many-splits",
+        "early-loads-one-split-prep-launch",
     ],
 )
 @torch.inference_mode()
@@ -82,6 +93,8 @@ def test_fused_step_equals_the_unfused_step(
     fuse_prep: bool,
     cache_hints: bool,
     int8: bool,
+    splits: dict[str, int] | None,
+    early: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With int8 every linear is an `Int8Linear` (codes and per-row scales), which the fused
@@ -108,6 +121,11 @@ def test_fused_step_equals_the_unfused_step(
         history,
         cache_hints=cache_hints,
         fuse_prep=fuse_prep,
+        splits=splits,
+        attention_early=early,
+        # Ignored by the interpreter; on CUDA, the launch options reach the kernel.
+        attention_stages=1 if early else None,
+        attention_warps=4 if early else None,
     )
     # qkv, q/k prep (unless fuse_prep puts it inside attention), attention, o, gate+up, down,
     # PLE gate, PLE projection a layer; plus the PLE model projection, the lm_head and finish.
@@ -146,6 +164,15 @@ def test_fused_step_equals_the_unfused_step(
             torch.testing.assert_close(keys, expected_cache[layer][0], rtol=1e-4, atol=1e-5)
             torch.testing.assert_close(values, expected_cache[layer][1], rtol=1e-4, atol=1e-5)
         assert torch.equal(decoder.cache.slot_positions, expected_slots)
+
+
+def test_attention_splits_must_be_powers_of_two(tiny_target: Any) -> None:
+    from swarmlab.engine.fast.fused import FusedDecodeStep
+
+    state = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
+    history = torch.zeros(96, dtype=torch.long, device=DEVICE)
+    with pytest.raises(ValueError, match="power of two"):
+        FusedDecodeStep(_decoder(tiny_target), *state, history, splits={"full_attention": 3})
 
 
 def _cache_snapshot(decoder: FastDecoder) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:

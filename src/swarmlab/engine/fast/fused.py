@@ -225,6 +225,9 @@ class FusedDecodeStep:
         key_blocks: dict[str, int] | None = None,
         cache_hints: bool = True,
         fuse_prep: bool = True,
+        attention_stages: int | None = None,
+        attention_warps: int | None = None,
+        attention_early: bool = False,
     ) -> None:
         if not fk.HAVE_TRITON:
             raise FusedUnsupportedError("the fused decode step needs triton")
@@ -235,6 +238,9 @@ class FusedDecodeStep:
         self.model = model
         self.use_pdl = use_pdl and model.device.type == "cuda"
         self.fuse_prep = fuse_prep
+        # Attention launch experiments (None: Triton's default stages, warps by tile size).
+        self.attention_stages, self.attention_warps = attention_stages, attention_warps
+        self.attention_early = attention_early
         self.shape = shape = model.shape
         self.token, self.position, self.count, self.history = token, position, count, history
         dtype, device = model.dtype, model.device
@@ -245,6 +251,9 @@ class FusedDecodeStep:
         head_dims = [geometry.head_dim for geometry in shape.attention.values()]
         widest = shape.num_heads * max(head_dims)
         self.splits = {kind: self._splits(kind) for kind in shape.attention} | (splits or {})
+        for kind, runs in self.splits.items():
+            if runs < 1 or runs & (runs - 1):
+                raise ValueError(f"attention splits must be a power of two, got {kind}={runs}")
         # Keys per attention block: a sliding split (512 / 8 positions) in one step.
         self.key_blocks = {
             kind: 16 if fk.INTERPRETED else (64 if geometry.head_dim <= 256 else 32)
@@ -540,6 +549,12 @@ class FusedDecodeStep:
         counters = self.counters[index]
         ieee = self.model.dtype == torch.float32
         fuse_prep = self.fuse_prep
+        launch_options: dict[str, Any] = {
+            "num_warps": self.attention_warps or (8 if head_dim * block_s >= 8192 else 4)
+        }
+        if self.attention_stages is not None:
+            launch_options["num_stages"] = self.attention_stages
+        early = self.attention_early
 
         def attend() -> None:
             fk.attention_kernel[(kv_heads, splits)](
@@ -575,7 +590,8 @@ class FusedDecodeStep:
                 K_EQ_V=attention.k_eq_v,
                 IEEE=ieee,
                 USE_PDL=use_pdl,
-                num_warps=8 if head_dim * block_s >= 8192 else 4,
+                EARLY=early,
+                **launch_options,
                 **extra,
             )
 

@@ -14,7 +14,8 @@ mat-vecs that need it:
   the next mat-vec recompute that input itself: ~3 us more per mat-vec and 77 us more on the
   lm_head, measured on an H200.)
 - `attention_kernel` is split-KV flash decoding over the positions the query can see; the last
-  program of each KV head to finish (an atomic counter) merges the splits, so no second launch.
+  program of each KV head to finish (an atomic counter) merges the splits, so no second launch
+  (with one split a KV head, that program writes the output directly).
   With PREP it also does the per-head q/k/v RMSNorms and RoPE: each program norms and rotates
   its own query heads in registers, and the program whose positions include the new one writes
   its KV head's new key and value into the cache before reading keys.
@@ -442,17 +443,13 @@ if HAVE_TRITON:
         tl.store(v_cache_ptr + slot + D // 2 + half, v2.to(DT))
 
     @triton.jit
-    def _group_norm_rope(
-        src, g_ok, weight, weight_partner, cos, sin, eps, DT: tl.constexpr, D: tl.constexpr
+    def _rows_norm_rope(
+        x, x_partner, weight, weight_partner, cos, sin, eps, DT: tl.constexpr, D: tl.constexpr
     ):
-        """`_head_norm_rope` for several query heads at once (row pointers `src`, [G, 1]) in
-        whole rows: each element is paired with its rotate_half partner (d + D/2 mod D), read
-        a second time, so the halves need no joining. Same rounding points; float32 values."""
+        """`_head_norm_rope` of rows x [G, D] already loaded, each element beside its
+        rotate_half partner (x_partner: element d + D/2 mod D), so the halves need no joining.
+        Same rounding points; float32 values."""
         dims = tl.arange(0, D)
-        partner = (dims + D // 2) % D
-        x = tl.load(src + dims[None, :], mask=g_ok[:, None], other=0.0).to(tl.float32)
-        x_partner = tl.load(src + partner[None, :], mask=g_ok[:, None], other=0.0)
-        x_partner = x_partner.to(tl.float32)
         r = 1.0 / tl.sqrt(tl.sum(x * x, axis=1) / D + eps)
         n = _rnd(x * r[:, None] * weight[None, :], DT)
         n_partner = _rnd(x_partner * r[:, None] * weight_partner[None, :], DT)
@@ -460,6 +457,38 @@ if HAVE_TRITON:
         sign = tl.where(dims < D // 2, -1.0, 1.0)
         rotated = _rnd(sign[None, :] * n_partner * sin[None, :], DT)
         return _rnd(_rnd(n * cos[None, :], DT) + rotated, DT)
+
+    @triton.jit
+    def _group_norm_rope(
+        src, g_ok, weight, weight_partner, cos, sin, eps, DT: tl.constexpr, D: tl.constexpr
+    ):
+        """`_head_norm_rope` for several query heads at once (row pointers `src`, [G, 1]) in
+        whole rows (`_rows_norm_rope`: each element read a second time beside its partner)."""
+        dims = tl.arange(0, D)
+        partner = (dims + D // 2) % D
+        x = tl.load(src + dims[None, :], mask=g_ok[:, None], other=0.0).to(tl.float32)
+        x_partner = tl.load(src + partner[None, :], mask=g_ok[:, None], other=0.0)
+        return _rows_norm_rope(
+            x, x_partner.to(tl.float32), weight, weight_partner, cos, sin, eps, DT, D
+        )
+
+    @triton.jit
+    def _attend_block(q, k, v, ok, m, total, acc, DT: tl.constexpr, IEEE: tl.constexpr):
+        """One block of keys and values (rows `ok`) into the online softmax state."""
+        if IEEE:
+            scores = tl.dot(q, tl.trans(k), input_precision="ieee")
+        else:
+            scores = tl.dot(q, tl.trans(k))
+        scores = tl.where(ok[None, :], _rnd(scores, DT), float("-inf"))
+        new_m = tl.maximum(m, tl.max(scores, axis=1))
+        alpha = tl.exp(m - new_m)
+        weights = tl.exp(scores - new_m[:, None])
+        total = total * alpha + tl.sum(weights, axis=1)
+        if IEEE:
+            acc = acc * alpha[:, None] + tl.dot(weights, v.to(tl.float32), input_precision="ieee")
+        else:
+            acc = acc * alpha[:, None] + tl.dot(weights.to(DT), v)
+        return new_m, total, acc
 
     @triton.jit
     def qk_prep_kernel(
@@ -553,6 +582,7 @@ if HAVE_TRITON:
         K_EQ_V: tl.constexpr,
         IEEE: tl.constexpr,
         USE_PDL: tl.constexpr,
+        EARLY: tl.constexpr,
     ):
         """One query token against the cached positions it sees, for the GROUP query heads of
         KV head program_id(0); program_id(1) takes one of SPLITS equal runs of positions.
@@ -561,7 +591,8 @@ if HAVE_TRITON:
         ones; position p sits in slot p % slots. Scores are unscaled (the q/k norms stand in for
         1/sqrt(d)) and rounded to the model dtype as transformers' bf16 matmul does; softmax is
         float32 and online. Each split leaves (max, sum, weighted values) per head; the last
-        split of a KV head to finish merges them into `out`.
+        split of a KV head to finish merges them into `out`. With SPLITS == 1 the one program
+        of a KV head writes `out` itself: no partials, counter or merge.
 
         q is read from q_ptr as `qk_prep_kernel` left it, or (PREP) made here from the qkv
         mat-vec's output: every program norms and rotates its own GROUP heads, in registers.
@@ -570,6 +601,12 @@ if HAVE_TRITON:
         its own stores before reading keys. No other program reads that slot: the others read
         positions low..pos-1 only, whose slots differ from pos's (a ring holds more than
         `window` slots, a global cache one per position), and masked loads read nothing.
+
+        EARLY shortens the chain of dependent loads: the query rows (and the new key and value
+        rows) are loaded before the position, and the first block of keys and values right
+        after it, before the q/k norms and RoPE. With WRITE_KV every program then makes the new
+        key and value in registers and puts them in place of whatever it read for `pos`'s slot,
+        so the program holding `pos` stores them without a barrier before its key loop.
         """
         DT: tl.constexpr = out_ptr.dtype.element_ty
         kvh = tl.program_id(0)
@@ -578,12 +615,35 @@ if HAVE_TRITON:
         g = tl.arange(0, BG)
         g_ok = g < GROUP
         dims = tl.arange(0, D)
+        partner = (dims + D // 2) % D
         heads = kvh * GROUP + g
         if PREP:
             # Weights do not depend on the previous kernel: load them before waiting.
             q_weight = tl.load(qnorm_ptr + dims).to(tl.float32)
-            q_weight_partner = tl.load(qnorm_ptr + (dims + D // 2) % D).to(tl.float32)
+            q_weight_partner = tl.load(qnorm_ptr + partner).to(tl.float32)
+            if EARLY and WRITE_KV:
+                k_weight = tl.load(knorm_ptr + dims).to(tl.float32)
+                k_weight_partner = tl.load(knorm_ptr + partner).to(tl.float32)
         _pdl_wait(USE_PDL)
+        if EARLY:
+            # Rows that do not depend on the position: in flight while it is read.
+            if PREP:
+                q_src = qkv_ptr + heads[:, None] * D
+                q_rows = tl.load(q_src + dims[None, :], mask=g_ok[:, None], other=0.0)
+                q_partners = tl.load(q_src + partner[None, :], mask=g_ok[:, None], other=0.0)
+                if WRITE_KV:
+                    key_src = qkv_ptr + (HEADS + kvh) * D
+                    key_row = tl.load(key_src + dims[None, :]).to(tl.float32)
+                    key_partner = tl.load(key_src + partner[None, :]).to(tl.float32)
+                    if K_EQ_V:
+                        value_row = key_row
+                    else:
+                        value_src = qkv_ptr + (HEADS + KV_HEADS + kvh) * D
+                        value_row = tl.load(value_src + dims[None, :]).to(tl.float32)
+            else:
+                q = tl.load(
+                    q_ptr + heads[:, None] * D + dims[None, :], mask=g_ok[:, None], other=0.0
+                )
         pos = tl.load(pos_ptr).to(tl.int64)
         if SLIDING:
             low = tl.maximum(pos - window + 1, 0)
@@ -594,115 +654,153 @@ if HAVE_TRITON:
         begin = low + split * per
         end = tl.minimum(begin + per, pos + 1)
         cache_base = kvh.to(tl.int64) * slots * D
+        keys = tl.arange(0, BS)
 
+        if EARLY:
+            # The first block of keys and values: in flight during the norms and RoPE.
+            p0 = begin + keys
+            ok0 = p0 < end
+            slot0 = cache_base + (p0 % slots) * D
+            k0 = tl.load(k_cache_ptr + slot0[:, None] + dims[None, :], mask=ok0[:, None], other=0.0)
+            v0 = tl.load(v_cache_ptr + slot0[:, None] + dims[None, :], mask=ok0[:, None], other=0.0)
         if PREP:
             cos = tl.load(cos_ptr + pos * D + dims).to(tl.float32)
             sin = tl.load(sin_ptr + pos * D + dims).to(tl.float32)
-            q = _group_norm_rope(
-                qkv_ptr + heads[:, None] * D,
-                g_ok,
-                q_weight,
-                q_weight_partner,
-                cos,
-                sin,
-                eps,
-                DT,
-                D,
-            ).to(DT)
-            if WRITE_KV:
-                if (begin <= pos) & (pos < end):
-                    half = tl.arange(0, D // 2)
-                    _store_new_kv(
-                        qkv_ptr,
-                        knorm_ptr,
-                        k_cache_ptr,
-                        v_cache_ptr,
-                        tl.load(cos_ptr + pos * D + half).to(tl.float32),
-                        tl.load(cos_ptr + pos * D + D // 2 + half).to(tl.float32),
-                        tl.load(sin_ptr + pos * D + half).to(tl.float32),
-                        tl.load(sin_ptr + pos * D + D // 2 + half).to(tl.float32),
-                        pos,
-                        kvh,
-                        slots,
-                        eps,
-                        DT,
-                        HEADS,
-                        KV_HEADS,
-                        D,
-                        K_EQ_V,
-                    )
-                # The key loop below reads the slot just written (by this program's threads).
-                tl.debug_barrier()
-        else:
+            if EARLY:
+                q = _rows_norm_rope(
+                    q_rows.to(tl.float32),
+                    q_partners.to(tl.float32),
+                    q_weight,
+                    q_weight_partner,
+                    cos,
+                    sin,
+                    eps,
+                    DT,
+                    D,
+                ).to(DT)
+                if WRITE_KV:
+                    new_key = _rows_norm_rope(
+                        key_row, key_partner, k_weight, k_weight_partner, cos, sin, eps, DT, D
+                    ).to(DT)
+                    r_value = 1.0 / tl.sqrt(tl.sum(value_row * value_row, axis=1) / D + eps)
+                    new_value = _rnd(value_row * r_value[:, None], DT).to(DT)
+                    if (begin <= pos) & (pos < end):
+                        slot = (kvh.to(tl.int64) * slots + pos % slots) * D
+                        tl.store(k_cache_ptr + slot + dims[None, :], new_key)
+                        tl.store(v_cache_ptr + slot + dims[None, :], new_value)
+            else:
+                q = _group_norm_rope(
+                    qkv_ptr + heads[:, None] * D,
+                    g_ok,
+                    q_weight,
+                    q_weight_partner,
+                    cos,
+                    sin,
+                    eps,
+                    DT,
+                    D,
+                ).to(DT)
+                if WRITE_KV:
+                    if (begin <= pos) & (pos < end):
+                        half = tl.arange(0, D // 2)
+                        _store_new_kv(
+                            qkv_ptr,
+                            knorm_ptr,
+                            k_cache_ptr,
+                            v_cache_ptr,
+                            tl.load(cos_ptr + pos * D + half).to(tl.float32),
+                            tl.load(cos_ptr + pos * D + D // 2 + half).to(tl.float32),
+                            tl.load(sin_ptr + pos * D + half).to(tl.float32),
+                            tl.load(sin_ptr + pos * D + D // 2 + half).to(tl.float32),
+                            pos,
+                            kvh,
+                            slots,
+                            eps,
+                            DT,
+                            HEADS,
+                            KV_HEADS,
+                            D,
+                            K_EQ_V,
+                        )
+                    # The key loop below reads the slot just written (by this program's threads).
+                    tl.debug_barrier()
+        elif not EARLY:
             q = tl.load(q_ptr + heads[:, None] * D + dims[None, :], mask=g_ok[:, None], other=0.0)
         m = tl.full((BG,), float("-inf"), dtype=tl.float32)
         total = tl.zeros((BG,), dtype=tl.float32)
         acc = tl.zeros((BG, D), dtype=tl.float32)
-        for first in range(begin, end, BS):
-            p = first + tl.arange(0, BS)
+        start = begin
+        if EARLY:
+            if PREP and WRITE_KV:
+                k0 = tl.where((p0 == pos)[:, None], new_key, k0)
+                v0 = tl.where((p0 == pos)[:, None], new_value, v0)
+            # An empty run (more splits than positions) leaves the state as it is.
+            if begin < end:
+                m, total, acc = _attend_block(q, k0, v0, ok0, m, total, acc, DT, IEEE)
+            start = begin + BS
+        for first in range(start, end, BS):
+            p = first + keys
             ok = p < end
             slot = cache_base + (p % slots) * D
             k = tl.load(k_cache_ptr + slot[:, None] + dims[None, :], mask=ok[:, None], other=0.0)
             v = tl.load(v_cache_ptr + slot[:, None] + dims[None, :], mask=ok[:, None], other=0.0)
-            if IEEE:
-                scores = tl.dot(q, tl.trans(k), input_precision="ieee")
-            else:
-                scores = tl.dot(q, tl.trans(k))
-            scores = tl.where(ok[None, :], _rnd(scores, DT), float("-inf"))
-            new_m = tl.maximum(m, tl.max(scores, axis=1))
-            alpha = tl.exp(m - new_m)
-            weights = tl.exp(scores - new_m[:, None])
-            total = total * alpha + tl.sum(weights, axis=1)
-            if IEEE:
-                acc = acc * alpha[:, None] + tl.dot(
-                    weights, v.to(tl.float32), input_precision="ieee"
-                )
-            else:
-                acc = acc * alpha[:, None] + tl.dot(weights.to(DT), v)
-            m = new_m
+            if EARLY and PREP and WRITE_KV:
+                # This program may have stored them just now: use its registers, not the load.
+                k = tl.where((p == pos)[:, None], new_key, k)
+                v = tl.where((p == pos)[:, None], new_value, v)
+            m, total, acc = _attend_block(q, k, v, ok, m, total, acc, DT, IEEE)
 
-        part = heads * SPLITS + split
-        tl.store(m_ptr + part, m, mask=g_ok)
-        tl.store(l_ptr + part, total, mask=g_ok)
-        tl.store(acc_ptr + part[:, None] * D + dims[None, :], acc, mask=g_ok[:, None])
-        arrived = tl.atomic_add(counter_ptr + kvh, 1, sem="acq_rel")
-        if arrived == SPLITS - 1:
-            splits = tl.arange(0, SPLITS)
-            if MERGE_AT_ONCE:
-                # Every query head of this KV head at once: one round of loads.
-                members = tl.arange(0, GP)
-                member_ok = members < GROUP
-                parts = (kvh * GROUP + members)[:, None] * SPLITS + splits[None, :]
-                ms = tl.load(
-                    m_ptr + parts, mask=member_ok[:, None], other=0.0, cache_modifier=".cg"
-                )
-                ls = tl.load(
-                    l_ptr + parts, mask=member_ok[:, None], other=1.0, cache_modifier=".cg"
-                )
-                scale = tl.exp(ms - tl.max(ms, axis=1)[:, None])
-                values = tl.load(
-                    acc_ptr + parts[:, :, None] * D + dims[None, None, :],
-                    mask=member_ok[:, None, None],
-                    other=0.0,
-                    cache_modifier=".cg",
-                )
-                merged = tl.sum(values * scale[:, :, None], axis=1)
-                merged = merged / tl.sum(scale * ls, axis=1)[:, None]
-                out_rows = (kvh * GROUP + members)[:, None] * D + dims[None, :]
-                tl.store(out_ptr + out_rows, merged.to(DT), mask=member_ok[:, None])
-            else:
-                for member in tl.static_range(GROUP):
-                    head = kvh * GROUP + member
-                    parts = head * SPLITS + splits
-                    ms = tl.load(m_ptr + parts, cache_modifier=".cg")
-                    ls = tl.load(l_ptr + parts, cache_modifier=".cg")
-                    scale = tl.exp(ms - tl.max(ms, axis=0))
-                    values = tl.load(
-                        acc_ptr + parts[:, None] * D + dims[None, :], cache_modifier=".cg"
+        if SPLITS == 1:
+            # The whole run in this program: normalize and write, nothing to merge.
+            merged = acc / total[:, None]
+            out_rows = heads[:, None] * D + dims[None, :]
+            tl.store(out_ptr + out_rows, merged.to(DT), mask=g_ok[:, None])
+        else:
+            part = heads * SPLITS + split
+            tl.store(m_ptr + part, m, mask=g_ok)
+            tl.store(l_ptr + part, total, mask=g_ok)
+            tl.store(acc_ptr + part[:, None] * D + dims[None, :], acc, mask=g_ok[:, None])
+            arrived = tl.atomic_add(counter_ptr + kvh, 1, sem="acq_rel")
+            if arrived == SPLITS - 1:
+                splits = tl.arange(0, SPLITS)
+                if MERGE_AT_ONCE:
+                    # Every query head of this KV head at once: one round of loads.
+                    members = tl.arange(0, GP)
+                    member_ok = members < GROUP
+                    parts = (kvh * GROUP + members)[:, None] * SPLITS + splits[None, :]
+                    ms = tl.load(
+                        m_ptr + parts, mask=member_ok[:, None], other=0.0, cache_modifier=".cg"
                     )
-                    merged = tl.sum(values * scale[:, None], axis=0) / tl.sum(scale * ls, axis=0)
-                    tl.store(out_ptr + head * D + dims, merged.to(DT))
-            tl.atomic_xchg(counter_ptr + kvh, 0)
+                    ls = tl.load(
+                        l_ptr + parts, mask=member_ok[:, None], other=1.0, cache_modifier=".cg"
+                    )
+                    scale = tl.exp(ms - tl.max(ms, axis=1)[:, None])
+                    values = tl.load(
+                        acc_ptr + parts[:, :, None] * D + dims[None, None, :],
+                        mask=member_ok[:, None, None],
+                        other=0.0,
+                        cache_modifier=".cg",
+                    )
+                    merged = tl.sum(values * scale[:, :, None], axis=1)
+                    merged = merged / tl.sum(scale * ls, axis=1)[:, None]
+                    out_rows = (kvh * GROUP + members)[:, None] * D + dims[None, :]
+                    tl.store(out_ptr + out_rows, merged.to(DT), mask=member_ok[:, None])
+                else:
+                    for member in tl.static_range(GROUP):
+                        head = kvh * GROUP + member
+                        parts = head * SPLITS + splits
+                        ms = tl.load(m_ptr + parts, cache_modifier=".cg")
+                        ls = tl.load(l_ptr + parts, cache_modifier=".cg")
+                        scale = tl.exp(ms - tl.max(ms, axis=0))
+                        values = tl.load(
+                            acc_ptr + parts[:, None] * D + dims[None, :], cache_modifier=".cg"
+                        )
+                        merged = tl.sum(values * scale[:, None], axis=0)
+                        merged = merged / tl.sum(scale * ls, axis=0)
+                        tl.store(out_ptr + head * D + dims, merged.to(DT))
+                # Reset for the next step (every split has arrived; kernel completion
+                # publishes it): a plain store, not an atomic whose reply the program awaits.
+                tl.store(counter_ptr + kvh, 0)
 
     @triton.jit
     def finish_kernel(
