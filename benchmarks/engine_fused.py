@@ -9,7 +9,7 @@ First, with PDL, the step with the q/k prep inside attention or as its own launc
 stops there); last, the step time for a few attention split counts. `--tune-in-step PATH`
 instead chooses tiles by timing the whole step and writes them as a tiles file.
 `--only-attention` instead times attention launch variants (pipeline stages, warps, split
-counts, early loads; `attention_variants`) and stops.
+counts, early loads, and parts of the kernel left out; `attention_variants`) and stops.
 Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
        [--only-variants] [--only-attention] [--tune-in-step tiles.json] [--int8]
        [--out report.json]
@@ -28,6 +28,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from swarmlab.engine.bench import random_transformers_model
+from swarmlab.engine.fast import fused_kernels as fk
 from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec, shipped_configs
 from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.fast.model import FastDecoder
@@ -103,6 +104,13 @@ ATTENTION_VARIANTS: dict[str, dict[str, Any]] = {
         "splits": {"sliding_attention": 1, "full_attention": 4},
         "attention_early": True,
     },
+    # Parts left out (wrong results, true timings): what each costs in the chain.
+    "no key loop": {"attention_ablate": fk.ABLATE_KEYS},
+    "no query prep": {"attention_ablate": fk.ABLATE_QUERY},
+    "no merge": {"attention_ablate": fk.ABLATE_MERGE},
+    "empty kernel (no query prep, key loop or merge)": {
+        "attention_ablate": fk.ABLATE_KEYS | fk.ABLATE_QUERY | fk.ABLATE_MERGE
+    },
 }
 
 
@@ -116,10 +124,14 @@ def attention_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -
     for name, options in ATTENTION_VARIANTS.items():
         step = FusedDecodeStep(fast, *state, history, use_pdl=True, **options)
         step.use_configs(configs)
-        state[1].fill_(1024)
+        others = [launch for launch in step.launches if not isinstance(launch, _Matvec)]
         with torch.inference_mode():
+            # Each replay advances the position: both graphs start from 1024.
+            state[1].fill_(1024)
+            state[2].fill_(0)
             whole = graph_ms(step.launches, steps)
-            others = [launch for launch in step.launches if not isinstance(launch, _Matvec)]
+            state[1].fill_(1024)
+            state[2].fill_(0)
             alone = graph_ms(others, steps)
         layers = len(others) - 1
         results[name] = {

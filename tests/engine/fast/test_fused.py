@@ -175,6 +175,27 @@ def test_attention_splits_must_be_powers_of_two(tiny_target: Any) -> None:
         FusedDecodeStep(_decoder(tiny_target), *state, history, splits={"full_attention": 3})
 
 
+@torch.inference_mode()
+def test_attention_ablations_run(tiny_target: Any, prompts: list[list[int]]) -> None:
+    """Timing-only variants leave parts of attention out: they must still run (results are
+    not checked) and leave the step's bookkeeping going."""
+    from swarmlab.engine.fast import fused_kernels as fk
+    from swarmlab.engine.fast.fused import FusedDecodeStep
+
+    decoder = _decoder(tiny_target)
+    token, position, count = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
+    history = torch.zeros(96, dtype=torch.long, device=DEVICE)
+    everything = fk.ABLATE_KEYS | fk.ABLATE_QUERY | fk.ABLATE_MERGE
+    for ablate, early in ((fk.ABLATE_KEYS, True), (fk.ABLATE_QUERY, True), (everything, False)):
+        step = FusedDecodeStep(
+            decoder, token, position, count, history, attention_ablate=ablate, attention_early=early
+        )
+        _prefill(decoder, prompts[1])
+        position.fill_(len(prompts[1]))
+        step()
+        assert int(position) == len(prompts[1]) + 1
+
+
 def _cache_snapshot(decoder: FastDecoder) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     cache = decoder.cache
     return {layer: (cache.keys[layer].clone(), cache.values[layer].clone()) for layer in cache.keys}

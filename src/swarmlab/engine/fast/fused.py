@@ -228,6 +228,7 @@ class FusedDecodeStep:
         attention_stages: int | None = None,
         attention_warps: int | None = None,
         attention_early: bool = False,
+        attention_ablate: int = 0,
     ) -> None:
         if not fk.HAVE_TRITON:
             raise FusedUnsupportedError("the fused decode step needs triton")
@@ -241,6 +242,9 @@ class FusedDecodeStep:
         # Attention launch experiments (None: Triton's default stages, warps by tile size).
         self.attention_stages, self.attention_warps = attention_stages, attention_warps
         self.attention_early = attention_early
+        # Timing experiments only: parts of attention left out (fused_kernels.ABLATE_*), which
+        # makes the step's results wrong.
+        self.attention_ablate = attention_ablate
         self.shape = shape = model.shape
         self.token, self.position, self.count, self.history = token, position, count, history
         dtype, device = model.dtype, model.device
@@ -554,7 +558,7 @@ class FusedDecodeStep:
         }
         if self.attention_stages is not None:
             launch_options["num_stages"] = self.attention_stages
-        early = self.attention_early
+        early, ablate = self.attention_early, self.attention_ablate
 
         def attend() -> None:
             fk.attention_kernel[(kv_heads, splits)](
@@ -591,6 +595,7 @@ class FusedDecodeStep:
                 IEEE=ieee,
                 USE_PDL=use_pdl,
                 EARLY=early,
+                ABLATE=ablate,
                 **launch_options,
                 **extra,
             )

@@ -58,6 +58,11 @@ PLE_GATE = 2  # gelu(y) * per-layer input of this layer
 SOFTCAP_ARGMAX = 3  # final softcap, then each program's (max, first index)
 GEGLU = 4  # rows i and i + N/2 are gate and up: gelu(gate) * up
 
+# Parts of the attention kernel its ABLATE bits leave out (timing experiments only).
+ABLATE_KEYS = 1  # the key loop
+ABLATE_QUERY = 2  # the query's loads, norms and RoPE, and the cache write
+ABLATE_MERGE = 4  # the split partials, counter and merge
+
 if HAVE_TRITON:
     import triton
     import triton.language as tl
@@ -583,6 +588,7 @@ if HAVE_TRITON:
         IEEE: tl.constexpr,
         USE_PDL: tl.constexpr,
         EARLY: tl.constexpr,
+        ABLATE: tl.constexpr,
     ):
         """One query token against the cached positions it sees, for the GROUP query heads of
         KV head program_id(0); program_id(1) takes one of SPLITS equal runs of positions.
@@ -607,8 +613,18 @@ if HAVE_TRITON:
         after it, before the q/k norms and RoPE. With WRITE_KV every program then makes the new
         key and value in registers and puts them in place of whatever it read for `pos`'s slot,
         so the program holding `pos` stores them without a barrier before its key loop.
+
+        ABLATE (timing only, results are wrong; 0 in real use) leaves parts out to see what
+        they cost: bit ABLATE_KEYS the key loop (no key or value loads, no dots; the query is
+        the output), ABLATE_QUERY the query (zeros: no qkv, norm, RoPE or cos/sin loads, no
+        cache write), ABLATE_MERGE the partials, counter and merge (every program writes its
+        own state to `out`). All three leave an empty kernel: the launch's own cost.
         """
         DT: tl.constexpr = out_ptr.dtype.element_ty
+        # The ABLATE_* bits (literals: the interpreter passes ABLATE as a plain int).
+        KEYS: tl.constexpr = (ABLATE & 1) == 0
+        QUERY: tl.constexpr = (ABLATE & 2) == 0
+        MERGE: tl.constexpr = (ABLATE & 4) == 0
         kvh = tl.program_id(0)
         split = tl.program_id(1)
         _pdl_release(USE_PDL)
@@ -617,7 +633,7 @@ if HAVE_TRITON:
         dims = tl.arange(0, D)
         partner = (dims + D // 2) % D
         heads = kvh * GROUP + g
-        if PREP:
+        if PREP and QUERY:
             # Weights do not depend on the previous kernel: load them before waiting.
             q_weight = tl.load(qnorm_ptr + dims).to(tl.float32)
             q_weight_partner = tl.load(qnorm_ptr + partner).to(tl.float32)
@@ -625,7 +641,7 @@ if HAVE_TRITON:
                 k_weight = tl.load(knorm_ptr + dims).to(tl.float32)
                 k_weight_partner = tl.load(knorm_ptr + partner).to(tl.float32)
         _pdl_wait(USE_PDL)
-        if EARLY:
+        if EARLY and QUERY:
             # Rows that do not depend on the position: in flight while it is read.
             if PREP:
                 q_src = qkv_ptr + heads[:, None] * D
@@ -656,14 +672,16 @@ if HAVE_TRITON:
         cache_base = kvh.to(tl.int64) * slots * D
         keys = tl.arange(0, BS)
 
-        if EARLY:
+        if EARLY and KEYS:
             # The first block of keys and values: in flight during the norms and RoPE.
             p0 = begin + keys
             ok0 = p0 < end
             slot0 = cache_base + (p0 % slots) * D
             k0 = tl.load(k_cache_ptr + slot0[:, None] + dims[None, :], mask=ok0[:, None], other=0.0)
             v0 = tl.load(v_cache_ptr + slot0[:, None] + dims[None, :], mask=ok0[:, None], other=0.0)
-        if PREP:
+        if not QUERY:
+            q = tl.zeros((BG, D), dtype=DT)
+        elif PREP:
             cos = tl.load(cos_ptr + pos * D + dims).to(tl.float32)
             sin = tl.load(sin_ptr + pos * D + dims).to(tl.float32)
             if EARLY:
@@ -730,27 +748,38 @@ if HAVE_TRITON:
         total = tl.zeros((BG,), dtype=tl.float32)
         acc = tl.zeros((BG, D), dtype=tl.float32)
         start = begin
-        if EARLY:
-            if PREP and WRITE_KV:
+        if EARLY and KEYS:
+            if PREP and WRITE_KV and QUERY:
                 k0 = tl.where((p0 == pos)[:, None], new_key, k0)
                 v0 = tl.where((p0 == pos)[:, None], new_value, v0)
             # An empty run (more splits than positions) leaves the state as it is.
             if begin < end:
                 m, total, acc = _attend_block(q, k0, v0, ok0, m, total, acc, DT, IEEE)
             start = begin + BS
-        for first in range(start, end, BS):
-            p = first + keys
-            ok = p < end
-            slot = cache_base + (p % slots) * D
-            k = tl.load(k_cache_ptr + slot[:, None] + dims[None, :], mask=ok[:, None], other=0.0)
-            v = tl.load(v_cache_ptr + slot[:, None] + dims[None, :], mask=ok[:, None], other=0.0)
-            if EARLY and PREP and WRITE_KV:
-                # This program may have stored them just now: use its registers, not the load.
-                k = tl.where((p == pos)[:, None], new_key, k)
-                v = tl.where((p == pos)[:, None], new_value, v)
-            m, total, acc = _attend_block(q, k, v, ok, m, total, acc, DT, IEEE)
+        if not KEYS:
+            # The query as the output, so that the compiler keeps its prep; a finite state
+            # (NaN would cost no time, but warns under the interpreter).
+            m = tl.zeros((BG,), dtype=tl.float32)
+            total = tl.full((BG,), 1.0, dtype=tl.float32)
+            acc = q.to(tl.float32)
+        else:
+            for first in range(start, end, BS):
+                p = first + keys
+                ok = p < end
+                slot = cache_base + (p % slots) * D
+                k = tl.load(
+                    k_cache_ptr + slot[:, None] + dims[None, :], mask=ok[:, None], other=0.0
+                )
+                v = tl.load(
+                    v_cache_ptr + slot[:, None] + dims[None, :], mask=ok[:, None], other=0.0
+                )
+                if EARLY and PREP and WRITE_KV and QUERY:
+                    # This program may have stored them just now: use its registers, not the load.
+                    k = tl.where((p == pos)[:, None], new_key, k)
+                    v = tl.where((p == pos)[:, None], new_value, v)
+                m, total, acc = _attend_block(q, k, v, ok, m, total, acc, DT, IEEE)
 
-        if SPLITS == 1:
+        if SPLITS == 1 or not MERGE:
             # The whole run in this program: normalize and write, nothing to merge.
             merged = acc / total[:, None]
             out_rows = heads[:, None] * D + dims[None, :]
