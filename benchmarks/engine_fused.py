@@ -91,8 +91,8 @@ def step_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dic
 # Attention launch variants: FusedDecodeStep keyword arguments. "N/M splits" is N programs a
 # KV head on sliding layers and M on global ones; 1 means no merge at all.
 ATTENTION_VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "stages 1": {"attention_stages": 1},
+    "default (stages 1)": {},
+    "Triton's default stages": {"attention_stages": None},
     "stages 2": {"attention_stages": 2},
     "warps 4": {"attention_warps": 4},
     "early loads": {"attention_early": True},

@@ -124,7 +124,7 @@ def test_fused_step_equals_the_unfused_step(
         splits=splits,
         attention_early=early,
         # Ignored by the interpreter; on CUDA, the launch options reach the kernel.
-        attention_stages=1 if early else None,
+        attention_stages=None if early else 1,
         attention_warps=4 if early else None,
     )
     # qkv, q/k prep (unless fuse_prep puts it inside attention), attention, o, gate+up, down,
