@@ -29,6 +29,7 @@ from torch import nn
 from swarmlab.engine.fast import fused_kernels as fk
 from swarmlab.engine.fast.config import SLIDING
 from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
+from swarmlab.engine.fast.kernels import MATVEC_TILES
 from swarmlab.engine.fast.model import Block, FastDecoder
 from swarmlab.engine.quant import Int8Linear
 
@@ -77,15 +78,7 @@ def default_config(rows: int, k: int) -> MatvecConfig:
 def candidate_configs(rows: int, k: int) -> list[MatvecConfig]:
     """What `tune` tries for one shape: the default and its neighbours."""
     seen: list[MatvecConfig] = [default_config(rows, k)]
-    for block_n, block_k, warps, stages in [
-        (2, 1024, 4, 4),
-        (2, 2048, 8, 3),
-        (4, 512, 4, 4),
-        (4, 1024, 8, 3),
-        (8, 256, 4, 4),
-        (8, 512, 8, 3),
-        (16, 256, 8, 3),
-    ]:
+    for block_n, block_k, warps, stages in MATVEC_TILES:
         if block_k > _pow2(k) or -(-rows // block_n) < 32:
             continue
         config = MatvecConfig(block_n, block_k, warps, stages)

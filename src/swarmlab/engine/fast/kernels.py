@@ -22,6 +22,20 @@ import torch
 
 # CPU-only installs have no triton: the module still imports (the ops register and raise).
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
+
+# Mat-vec tiles worth trying on a Hopper GPU: (rows a program, columns a tile, warps,
+# pipeline stages). The autotuner below tries them all; the fused step's tuners try those
+# that fit a shape (`fused.candidate_configs`).
+MATVEC_TILES: tuple[tuple[int, int, int, int], ...] = (
+    (2, 2048, 8, 3),
+    (2, 1024, 4, 4),
+    (4, 512, 4, 4),
+    (4, 1024, 8, 3),
+    (8, 256, 4, 4),
+    (8, 512, 8, 3),
+    (16, 256, 8, 3),
+    (16, 128, 4, 4),
+)
 if HAVE_TRITON:
     import triton
     import triton.language as tl
@@ -36,16 +50,7 @@ if HAVE_TRITON:
 
     _CONFIGS = [
         triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=s)
-        for n, k, w, s in [
-            (2, 2048, 8, 3),
-            (2, 1024, 4, 4),
-            (4, 512, 4, 4),
-            (4, 1024, 8, 3),
-            (8, 256, 4, 4),
-            (8, 512, 8, 3),
-            (16, 256, 8, 3),
-            (16, 128, 4, 4),
-        ]
+        for n, k, w, s in MATVEC_TILES
     ]
 
     @triton.autotune(configs=_CONFIGS, key=["N", "K", "SCALED"])  # type: ignore[untyped-decorator]
