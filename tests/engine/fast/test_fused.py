@@ -290,8 +290,11 @@ def test_tuning_in_the_step_keeps_a_candidate_per_shape_and_the_tokens(
     first = _prefill(decoder, prompt)
     token.fill_(first)
     position.fill_(len(prompt))
+    count.fill_(5)
     report = step.tune_in_step(keys=2, replays=2)
-    assert int(position) == len(prompt)
+    # Every trial is rewound: its 3 warm-up steps and 2 replays write history[5:8] at most.
+    assert int(position) == len(prompt) and int(count) == 5
+    assert not history[8:].any()
     assert report["step_ms_after"] > 0
     tuned = [key for key in report if key.startswith(tuple("0123456789"))]
     assert len(tuned) == 2
