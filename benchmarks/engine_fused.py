@@ -29,10 +29,17 @@ from torch.profiler import ProfilerActivity, profile
 
 from swarmlab.engine.bench import random_transformers_model
 from swarmlab.engine.fast import fused_kernels as fk
-from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec, shipped_configs
+from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec, read_configs, shipped_configs
 from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.quant import Int8Linear, swap_linears
+
+
+def step_state(device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Token, position and count, and a history, for a FusedDecodeStep at position 1024."""
+    state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
+    state[1].fill_(1024)  # attend over a 1k-token context
+    return state, torch.zeros(2048, dtype=torch.long, device=device)
 
 
 def graph_ms(launches: list[Callable[[], None]], steps: int) -> float:
@@ -64,8 +71,7 @@ def step_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dic
     launches, with the q/k prep inside attention or as its own launch, with and without the
     L2 eviction hints."""
     device = fast.device
-    state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
-    history = torch.zeros(2048, dtype=torch.long, device=device)
+    state, history = step_state(device)
     results: dict[str, float] = {}
     for fuse_prep in (False, True):
         for hints in (False, True):
@@ -118,8 +124,7 @@ def attention_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -
     """With PDL, at position 1024, for each of ATTENTION_VARIANTS: the whole step, and a graph
     of only its attention and finish launches (no mat-vecs: what the attention chain costs)."""
     device = fast.device
-    state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
-    history = torch.zeros(2048, dtype=torch.long, device=device)
+    state, history = step_state(device)
     results: dict[str, Any] = {}
     for name, options in ATTENTION_VARIANTS.items():
         step = FusedDecodeStep(fast, *state, history, use_pdl=True, **options)
@@ -150,11 +155,9 @@ def attention_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -
 
 def tune_in_step(fast: FastDecoder, configs: dict[str, Any], path: Path) -> None:
     device = fast.device
-    state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
-    history = torch.zeros(2048, dtype=torch.long, device=device)
+    state, history = step_state(device)
     step = FusedDecodeStep(fast, *state, history, use_pdl=True)
     step.use_configs(configs)
-    state[1].fill_(1024)
     with torch.inference_mode():
         report = step.tune_in_step(progress=lambda line: print(line, flush=True))
     print(f"step {report['step_ms_before']:.3f} ms -> {report['step_ms_after']:.3f} ms")
@@ -169,7 +172,7 @@ def tune_in_step(fast: FastDecoder, configs: dict[str, Any], path: Path) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--configs", type=Path, help="a bench JSON with fused_configs")
+    parser.add_argument("--configs", type=Path, help="a tiles file or a bench JSON")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--out", type=Path)
     parser.add_argument(
@@ -196,14 +199,9 @@ def main() -> None:
     del model
     if args.int8:
         swap_linears(fast, Int8Linear, use_kernel=True)
-    configs: dict[str, Any] = shipped_configs(device)
-    if args.configs:
-        saved = json.loads(args.configs.read_text())
-        if "configs" in saved:  # a tiles file
-            configs = saved["configs"]
-        else:
-            modes = saved["modes"].values()
-            configs = next((m["fused_configs"] for m in modes if "fused_configs" in m), {})
+    configs: dict[str, Any] = (
+        read_configs(args.configs) if args.configs else shipped_configs(device)
+    )
     if args.tune_in_step:
         tune_in_step(fast, configs, args.tune_in_step)
         return
@@ -218,11 +216,9 @@ def main() -> None:
             args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         return
     for pdl in (False, True):
-        state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
-        history = torch.zeros(2048, dtype=torch.long, device=device)
+        state, history = step_state(device)
         step = FusedDecodeStep(fast, *state, history, use_pdl=pdl)
         step.use_configs(configs)
-        state[1].fill_(1024)  # attend over a 1k-token context
         name = "pdl" if pdl else "plain"
         with torch.inference_mode():
             total = graph_ms(step.launches, args.steps)
@@ -256,8 +252,7 @@ def main() -> None:
                 f"{total - sum(kernels.values()):.3f} ms"
             )
     # Attention splits and keys per block (sliding, global), with PDL: step time for each.
-    state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
-    history = torch.zeros(2048, dtype=torch.long, device=device)
+    state, history = step_state(device)
     variants = {}
     for sliding, full, block_sliding, block_full in (
         (8, 16, 64, 32),

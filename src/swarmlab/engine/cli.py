@@ -182,24 +182,16 @@ def _saved_fused_configs(path: Path | None) -> dict[str, Any]:
     writes); empty without a path."""
     if path is None:
         return {}
+    from swarmlab.engine.fast.fused import read_configs
+
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(saved.get("configs"), dict):
-            return dict(saved["configs"])
-        modes = saved["modes"].values()
-    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        return read_configs(path)
+    except (OSError, ValueError) as exc:
         raise typer.BadParameter(
             f"cannot read fused configs from {path}: {exc}; pass a JSON written by "
             "`swarmlab engine bench --json` with a fused mode, or a tiles file",
             param_hint="--fused-configs",
         ) from exc
-    found = next((mode["fused_configs"] for mode in modes if "fused_configs" in mode), None)
-    if not found:
-        raise typer.BadParameter(
-            f"{path} holds no fused mode's configs; run a fused mode with --json first",
-            param_hint="--fused-configs",
-        )
-    return dict(found)
 
 
 def _print_bench(data: dict[str, Any]) -> None:

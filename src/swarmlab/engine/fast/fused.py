@@ -120,10 +120,24 @@ def shipped_configs(device: torch.device) -> dict[str, dict[str, int]]:
         return {}
     name = torch.cuda.get_device_name(device).lower().replace(" ", "-")
     path = TILES / f"{name}.json"
-    if not path.is_file():
-        return {}
-    configs: dict[str, dict[str, int]] = json.loads(path.read_text(encoding="utf-8"))["configs"]
-    return configs
+    return read_configs(path) if path.is_file() else {}
+
+
+def read_configs(path: Path) -> dict[str, dict[str, int]]:
+    """Tile configs saved in a tiles file (`tiles/*.json`, or what `benchmarks/engine_fused.py
+    --tune-in-step` writes) or in a bench JSON (its first fused mode's `fused_configs`).
+    OSError or ValueError (with what is wrong) when the file holds neither."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(saved.get("configs"), dict):
+            return dict(saved["configs"])
+        modes = saved["modes"].values()
+    except (KeyError, AttributeError) as exc:
+        raise ValueError(f"{path} is neither a tiles file nor a bench JSON ({exc!r})") from exc
+    found = next((mode["fused_configs"] for mode in modes if "fused_configs" in mode), None)
+    if not found:
+        raise ValueError(f"{path} holds no fused mode's configs; run a fused mode with --json")
+    return dict(found)
 
 
 def _weight(module: nn.Module) -> torch.Tensor:

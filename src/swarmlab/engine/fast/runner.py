@@ -62,7 +62,7 @@ class FusedSettings:
 
 
 def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeStep:
-    from swarmlab.engine.fast.fused import FusedDecodeStep
+    from swarmlab.engine.fast.fused import FusedDecodeStep, shipped_configs
 
     step = FusedDecodeStep(
         runner.model,
@@ -74,8 +74,6 @@ def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeSte
         cache_hints=settings.cache_hints,
         fuse_prep=settings.fuse_prep,
     )
-    from swarmlab.engine.fast.fused import shipped_configs
-
     # The shipped tiles, then any given ones on top (they may name other shapes or dtypes).
     step.use_configs(shipped_configs(runner.model.device))
     step.use_configs(settings.configs)
