@@ -94,10 +94,18 @@ def step_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dic
     return results
 
 
-# Attention launch variants: FusedDecodeStep keyword arguments. "N/M splits" is N programs a
-# KV head on sliding layers and M on global ones; 1 means no merge at all.
+# Step variants: FusedDecodeStep keyword arguments on top of its defaults (first keys read
+# before the PDL wait, finalizers as launches of their own, 16/32 splits, 32 keys a block).
+# "N/M splits" is N programs a KV head on sliding layers and M on global ones; 1 means no
+# merge at all.
 ATTENTION_VARIANTS: dict[str, dict[str, Any]] = {
     "default (stages 1)": {},
+    "before: finalizers in the mat-vecs, no prewait, 8/16 splits, 64/32 keys": {
+        "finalize_launch": False,
+        "attention_prewait": False,
+        "splits": {"sliding_attention": 8, "full_attention": 16},
+        "key_blocks": {"sliding_attention": 64, "full_attention": 32},
+    },
     "Triton's default stages": {"attention_stages": None},
     "stages 2": {"attention_stages": 2},
     "warps 4": {"attention_warps": 4},
@@ -117,16 +125,65 @@ ATTENTION_VARIANTS: dict[str, dict[str, Any]] = {
     "empty kernel (no query prep, key loop or merge)": {
         "attention_ablate": fk.ABLATE_KEYS | fk.ABLATE_QUERY | fk.ABLATE_MERGE
     },
+    # Position and first cached keys read before the PDL wait.
+    "prewait": {"attention_prewait": True},
+    "prewait, 8/32 splits": {
+        "attention_prewait": True,
+        "splits": {"sliding_attention": 8, "full_attention": 32},
+    },
+    "prewait, 64 keys a global block": {
+        "attention_prewait": True,
+        "key_blocks": {"full_attention": 64},
+    },
+    "prewait, 16/32 splits, 32 keys a block": {
+        "attention_prewait": True,
+        "splits": {"sliding_attention": 16, "full_attention": 32},
+        "key_blocks": {"sliding_attention": 32, "full_attention": 32},
+    },
+    "prewait, 16/32 splits, 32/64 keys a block": {
+        "attention_prewait": True,
+        "splits": {"sliding_attention": 16, "full_attention": 32},
+        "key_blocks": {"sliding_attention": 32, "full_attention": 64},
+    },
+    # Finalizers as launches of their own (no counter in the mat-vecs).
+    "finalize launches": {"finalize_launch": True},
+    "finalize launches, prewait, 16/32 splits, 32 keys a block": {
+        "finalize_launch": True,
+        "attention_prewait": True,
+        "splits": {"sliding_attention": 16, "full_attention": 32},
+        "key_blocks": {"sliding_attention": 32, "full_attention": 32},
+    },
+    "finalize launches, prewait, 16/32 splits, 32/64 keys a block": {
+        "finalize_launch": True,
+        "attention_prewait": True,
+        "splits": {"sliding_attention": 16, "full_attention": 32},
+        "key_blocks": {"sliding_attention": 32, "full_attention": 64},
+    },
+    # The mat-vecs' finalizers left out (wrong results, true timings).
+    "no finalizer work": {"final_ablate": 1},
+    "no finalizer work or counters": {"final_ablate": 2},
+    "empty attention kernel, no finalizers": {
+        "attention_ablate": fk.ABLATE_KEYS | fk.ABLATE_QUERY | fk.ABLATE_MERGE,
+        "final_ablate": 2,
+    },
 }
 
 
-def attention_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dict[str, Any]:
-    """With PDL, at position 1024, for each of ATTENTION_VARIANTS: the whole step, and a graph
-    of only its attention and finish launches (no mat-vecs: what the attention chain costs)."""
+def attention_variants(
+    fast: FastDecoder, configs: dict[str, Any], steps: int, names: list[str] | None = None
+) -> dict[str, Any]:
+    """With PDL, at position 1024, for each of ATTENTION_VARIANTS (or those `names`): the
+    whole step, and a graph of only its attention and finish launches (no mat-vecs: what the
+    attention chain costs)."""
     device = fast.device
     state, history = step_state(device)
     results: dict[str, Any] = {}
+    unknown = sorted(set(names or ()) - set(ATTENTION_VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown --variant {unknown}; known: {sorted(ATTENTION_VARIANTS)}")
     for name, options in ATTENTION_VARIANTS.items():
+        if names and name not in names:
+            continue
         step = FusedDecodeStep(fast, *state, history, use_pdl=True, **options)
         step.use_configs(configs)
         others = [launch for launch in step.launches if not isinstance(launch, _Matvec)]
@@ -153,16 +210,20 @@ def attention_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -
     return results
 
 
-def tune_in_step(fast: FastDecoder, configs: dict[str, Any], path: Path) -> None:
+def tune_in_step(
+    fast: FastDecoder, configs: dict[str, Any], path: Path, flat: bool, options: dict[str, Any]
+) -> None:
     device = fast.device
     state, history = step_state(device)
-    step = FusedDecodeStep(fast, *state, history, use_pdl=True)
+    step = FusedDecodeStep(fast, *state, history, use_pdl=True, **options)
     step.use_configs(configs)
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if flat else 0
     with torch.inference_mode():
-        report = step.tune_in_step(progress=lambda line: print(line, flush=True))
+        report = step.tune_in_step(progress=lambda line: print(line, flush=True), sms=sms)
     print(f"step {report['step_ms_before']:.3f} ms -> {report['step_ms_after']:.3f} ms")
     tiles = {
         "configs": step.configs(),
+        "step_options": options,
         "gpu": torch.cuda.get_device_name(device),
         "measured": "python benchmarks/engine_fused.py --tune-in-step (E4B shape, PDL)",
         "trials": report,
@@ -184,7 +245,24 @@ def main() -> None:
     parser.add_argument(
         "--only-attention",
         action="store_true",
-        help="time the attention launch variants (attention_variants), then stop",
+        help="time the attention launch and finalizer variants (attention_variants), then stop",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        help="with --only-attention: only this variant (repeatable; ATTENTION_VARIANTS' names)",
+    )
+    parser.add_argument(
+        "--flat",
+        action="store_true",
+        help="with --tune-in-step: also try one-wave mat-vec configs (FLAT_TILES)",
+    )
+    parser.add_argument(
+        "--step-options",
+        type=json.loads,
+        default={},
+        help="with --tune-in-step: FusedDecodeStep keyword arguments as JSON (e.g. an "
+        "ATTENTION_VARIANTS entry's options)",
     )
     parser.add_argument(
         "--tune-in-step",
@@ -203,10 +281,10 @@ def main() -> None:
         read_configs(args.configs) if args.configs else shipped_configs(device)
     )
     if args.tune_in_step:
-        tune_in_step(fast, configs, args.tune_in_step)
+        tune_in_step(fast, configs, args.tune_in_step, args.flat, args.step_options)
         return
     if args.only_attention:
-        found = {"attention": attention_variants(fast, configs, args.steps)}
+        found = {"attention": attention_variants(fast, configs, args.steps, args.variant)}
         if args.out:
             args.out.write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
         return

@@ -63,16 +63,21 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
 
 
 @pytest.mark.parametrize(
-    ("merge_limit", "fuse_prep", "cache_hints", "int8", "splits", "early"),
+    ("merge_limit", "fuse_prep", "cache_hints", "int8", "splits", "early", "matvecs"),
     [
-        (16384, True, True, False, None, False),
-        (0, True, False, False, None, False),
-        (16384, False, False, False, None, False),
-        (0, False, True, False, None, False),
-        (16384, True, True, True, None, False),
-        (16384, True, True, False, ONE_SPLIT, False),
-        (16384, True, True, False, MANY_SPLITS, True),
-        (0, False, True, False, ONE_SPLIT, True),
+        (16384, True, True, False, None, False, ""),
+        (0, True, False, False, None, False, ""),
+        (16384, False, False, False, None, False, ""),
+        (0, False, True, False, None, False, ""),
+        (16384, True, True, True, None, False, ""),
+        (16384, True, True, False, ONE_SPLIT, False, ""),
+        (16384, True, True, False, MANY_SPLITS, True, ""),
+        (0, False, True, False, ONE_SPLIT, True, ""),
+        (16384, True, True, False, MANY_SPLITS, "prewait", ""),
+        (16384, False, True, False, None, "prewait", ""),
+        (16384, True, True, False, None, False, "one-wave"),
+        (16384, True, True, True, None, False, "one-wave"),
+        (16384, True, True, False, None, "prewait", "finalize-launch"),
     ],
     ids=[
         "merge-at-once",
@@ -83,6 +88,11 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         "one-split",
         "early-loads-many-splits",
         "early-loads-one-split-prep-launch",
+        "prewait-many-splits",
+        "prewait-prep-launch",
+        "one-wave-matvecs",
+        "one-wave-matvecs-int8",
+        "prewait-finalize-launches",
     ],
 )
 @torch.inference_mode()
@@ -94,13 +104,18 @@ def test_fused_step_equals_the_unfused_step(
     cache_hints: bool,
     int8: bool,
     splits: dict[str, int] | None,
-    early: bool,
+    early: bool | str,
+    matvecs: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With int8 every linear is an `Int8Linear` (codes and per-row scales), which the fused
-    mat-vecs read as such; the unfused step dequantizes them."""
+    mat-vecs read as such; the unfused step dequantizes them. "prewait" reads the position
+    and the first cached keys before the PDL wait (on top of the early loads). "one-wave"
+    runs every mat-vec as one wave of 3 programs taking several row blocks of several column
+    tiles each (ragged at both ends); "finalize-launch" finalizes the residual stream in a
+    launch of its own after each mat-vec that feeds it."""
     from swarmlab.engine.fast import fused
-    from swarmlab.engine.fast.fused import FusedDecodeStep
+    from swarmlab.engine.fast.fused import FusedDecodeStep, MatvecConfig
     from swarmlab.engine.quant import Int8Linear, swap_linears
 
     monkeypatch.setattr(fused, "MERGE_AT_ONCE_LIMIT", merge_limit)
@@ -122,15 +137,23 @@ def test_fused_step_equals_the_unfused_step(
         cache_hints=cache_hints,
         fuse_prep=fuse_prep,
         splits=splits,
-        attention_early=early,
+        attention_early=bool(early),
+        attention_prewait=early == "prewait",
         # Ignored by the interpreter; on CUDA, the launch options reach the kernel.
-        attention_stages=None if early else 1,
-        attention_warps=4 if early else None,
+        attention_stages=None if early is True else 1,
+        attention_warps=4 if early is True else None,
+        use_pdl=early == "prewait",
+        finalize_launch=matvecs == "finalize-launch",
     )
+    if matvecs == "one-wave":
+        for launch in step.matvecs:
+            launch.config = MatvecConfig(block_n=16, block_k=32, warps=4, stages=1, programs=3)
     # qkv, q/k prep (unless fuse_prep puts it inside attention), attention, o, gate+up, down,
     # PLE gate, PLE projection a layer; plus the PLE model projection, the lm_head and finish.
-    per_layer = 7 if fuse_prep else 8
-    assert len(step.launches) == per_layer * decoder.shape.num_layers + 3
+    # A finalize launch after o, down and the PLE projection, and after the model projection.
+    per_layer = (7 if fuse_prep else 8) + (3 if matvecs == "finalize-launch" else 0)
+    finalizers = 1 if matvecs == "finalize-launch" else 0
+    assert len(step.launches) == per_layer * decoder.shape.num_layers + 3 + finalizers
     for prompt in prompts:
         first = _prefill(decoder, prompt)
         expected_tokens, expected_max, expected_cache = [], [], []
@@ -191,6 +214,12 @@ def test_attention_ablations_run(tiny_target: Any, prompts: list[list[int]]) -> 
             decoder, token, position, count, history, attention_ablate=ablate, attention_early=early
         )
         _prefill(decoder, prompts[1])
+        position.fill_(len(prompts[1]))
+        step()
+        assert int(position) == len(prompts[1]) + 1
+    # The finalizers' work, then their counters too, left out.
+    for skip in (1, 2):
+        step = FusedDecodeStep(decoder, token, position, count, history, final_ablate=skip)
         position.fill_(len(prompts[1]))
         step()
         assert int(position) == len(prompts[1]) + 1

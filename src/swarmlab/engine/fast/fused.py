@@ -44,6 +44,9 @@ class MatvecConfig:
     block_k: int
     warps: int
     stages: int = 3
+    # 0: one row block a program (as many waves as blocks need); N > 0: N programs in one
+    # wave, each streaming a contiguous run of row blocks (matvec_kernel's FLAT).
+    programs: int = 0
 
 
 @dataclass
@@ -75,9 +78,25 @@ def default_config(rows: int, k: int) -> MatvecConfig:
     return MatvecConfig(block_n, block_k, 4 if block_n * block_k <= 4096 else 8)
 
 
-def candidate_configs(rows: int, k: int) -> list[MatvecConfig]:
-    """What `tune` tries for one shape: the default and its neighbours."""
+# One-wave tiles (block_n, block_k, warps) that `candidate_configs` tries at 1x and 2x the
+# SM count when asked to.
+FLAT_TILES: tuple[tuple[int, int, int], ...] = (
+    (2, 1024, 4),
+    (4, 512, 4),
+    (8, 512, 8),
+    (8, 256, 4),
+    (16, 256, 8),
+)
+
+
+def candidate_configs(rows: int, k: int, sms: int = 0) -> list[MatvecConfig]:
+    """What `tune` tries for one shape: the default and its neighbours; with `sms` (the
+    GPU's SM count) also one-wave configs of FLAT_TILES with `sms` and 2 * `sms` programs."""
     seen: list[MatvecConfig] = [default_config(rows, k)]
+    for block_n, block_k, warps in FLAT_TILES if sms else ():
+        for programs in (sms, 2 * sms):
+            if block_k <= _pow2(k) and -(-rows // block_n) >= programs:
+                seen.append(MatvecConfig(block_n, block_k, warps, 1, programs))
     for block_n, block_k, warps, stages in MATVEC_TILES:
         if block_k > _pow2(k) or -(-rows // block_n) < 32:
             continue
@@ -179,6 +198,8 @@ class _Matvec:
         self.hidden_block = hidden_block
         # L2 hints: streamed weights evict first, norm weights last.
         self.cache_hints = False
+        # Timing experiments only (matvec_kernel's SKIP_FINAL): wrong results when set.
+        self.skip_final = 0
 
     @property
     def quant(self) -> bool:
@@ -191,12 +212,14 @@ class _Matvec:
 
     @property
     def blocks(self) -> int:
+        """Row blocks (the lm_head leaves one maximum per block)."""
         return -(-self.rows // self.config.block_n)
 
     def __call__(self, weight: torch.Tensor | None = None) -> None:
         config = self.config
         extra = {"launch_pdl": True} if self.use_pdl else {}
-        fk.matvec_kernel[(self.blocks,)](
+        grid = (config.programs or self.blocks,)
+        fk.matvec_kernel[grid](
             self.weight if weight is None else weight,
             self.out,
             self.rows,
@@ -211,6 +234,8 @@ class _Matvec:
             QUANT=self.quant,
             STREAM="evict_first" if self.cache_hints else "",
             KEEP="evict_last" if self.cache_hints else "",
+            SKIP_FINAL=self.skip_final,
+            FLAT=int(config.programs > 0),
             num_warps=config.warps,
             num_stages=config.stages,
             **extra,
@@ -240,6 +265,9 @@ class FusedDecodeStep:
         attention_warps: int | None = None,
         attention_early: bool = False,
         attention_ablate: int = 0,
+        attention_prewait: bool = True,
+        final_ablate: int = 0,
+        finalize_launch: bool = True,
     ) -> None:
         if not fk.HAVE_TRITON:
             raise FusedUnsupportedError("the fused decode step needs triton")
@@ -252,10 +280,17 @@ class FusedDecodeStep:
         self.fuse_prep = fuse_prep
         # Attention launch experiments (None: Triton's default stages, warps by tile size).
         self.attention_stages, self.attention_warps = attention_stages, attention_warps
-        self.attention_early = attention_early
+        # Reading the position and the first cached keys before the PDL wait builds on the
+        # early loads.
+        self.attention_prewait = attention_prewait
+        self.attention_early = attention_early or attention_prewait
         # Timing experiments only: parts of attention left out (fused_kernels.ABLATE_*), which
         # makes the step's results wrong.
         self.attention_ablate = attention_ablate
+        # A residual-producing mat-vec's finalizer as a launch of its own instead of its last
+        # program (found through a counter every program updates).
+        # (Timing experiments that leave finalizers out leave their launches out too.)
+        self.finalize_launch = finalize_launch and not final_ablate
         self.shape = shape = model.shape
         self.token, self.position, self.count, self.history = token, position, count, history
         dtype, device = model.dtype, model.device
@@ -269,11 +304,11 @@ class FusedDecodeStep:
         for kind, runs in self.splits.items():
             if runs < 1 or runs & (runs - 1):
                 raise ValueError(f"attention splits must be a power of two, got {kind}={runs}")
-        # Keys per attention block: a sliding split (512 / 8 positions) in one step.
-        self.key_blocks = {
-            kind: 16 if fk.INTERPRETED else (64 if geometry.head_dim <= 256 else 32)
-            for kind, geometry in shape.attention.items()
-        } | (key_blocks or {})
+        # Keys per attention block: a sliding split (512 / 16 positions) in one block, read
+        # before the PDL wait.
+        self.key_blocks = {kind: 16 if fk.INTERPRETED else 32 for kind in shape.attention} | (
+            key_blocks or {}
+        )
         most_splits = max(self.splits.values())
         self.qkv_out = self._new(max(_weight(b.attention.qkv).shape[0] for b in self._blocks))
         self.q = self._new(widest)
@@ -294,6 +329,10 @@ class FusedDecodeStep:
         self.matvecs: list[_Matvec] = []
         self._build()
         self.set_cache_hints(cache_hints)
+        # Timing experiments only: 1 leaves the finalizers' work out, 2 their counters too.
+        for launch in self.matvecs:
+            if final_ablate:
+                launch.skip_final = final_ablate
 
     def set_cache_hints(self, on: bool) -> None:
         """L2 eviction hints on every mat-vec: its streamed weights evict first and the norm
@@ -308,9 +347,12 @@ class FusedDecodeStep:
         return cast(list[Block], list(self.model.blocks))
 
     def _splits(self, kind: str) -> int:
+        """Programs a KV head: 16 on sliding layers and 32 on global ones measured fastest
+        with the first keys read before the PDL wait (3.187 against 3.220 ms with 8 and 16
+        and no early read, H200, position 1024)."""
         if fk.INTERPRETED:
             return 2
-        return 8 if kind == SLIDING else 16
+        return 16 if kind == SLIDING else 32
 
     def __call__(self) -> None:
         for launch in self.launches:
@@ -388,7 +430,41 @@ class FusedDecodeStep:
         )
         self.launches.append(launch)
         self.matvecs.append(launch)
+        if final is not None and self.finalize_launch:
+            launch.skip_final = 2
+            self.launches.append(self._finalizer(launch))
         return launch
+
+    def _finalizer(self, launch: _Matvec) -> Callable[[], None]:
+        """`launch`'s finalizer as a one-program launch after it (`finalize_launch`)."""
+        args, flags = launch.args, launch.flags
+        extra = {"launch_pdl": True} if self.use_pdl else {}
+
+        def finalize() -> None:
+            fk.finalize_kernel[(1,)](
+                launch.out,
+                args["tok_ptr"],
+                args["res_ptr"],
+                args["gpost_ptr"],
+                args["scalar_ptr"],
+                args["gpre_ptr"],
+                args["res_out_ptr"],
+                args["xin_ptr"],
+                args["HID"],
+                args["res_scale"],
+                args["eps"],
+                F_FROM_TOKEN=flags["F_FROM_TOKEN"],
+                F_HAS_DELTA=flags["F_HAS_DELTA"],
+                F_HAS_SCALAR=flags["F_HAS_SCALAR"],
+                F_PRE_NORM=flags["F_PRE_NORM"],
+                HB=launch.hidden_block,
+                KEEP="evict_last" if launch.cache_hints else "",
+                USE_PDL=self.use_pdl,
+                num_warps=8,
+                **extra,
+            )
+
+        return finalize
 
     def _next_norm(self, index: int) -> torch.Tensor:
         """The RMSNorm weight in front of layer index + 1's first mat-vec."""
@@ -570,6 +646,7 @@ class FusedDecodeStep:
         if self.attention_stages is not None:
             launch_options["num_stages"] = self.attention_stages
         early, ablate = self.attention_early, self.attention_ablate
+        prewait = self.attention_prewait
 
         def attend() -> None:
             fk.attention_kernel[(kv_heads, splits)](
@@ -607,6 +684,7 @@ class FusedDecodeStep:
                 USE_PDL=use_pdl,
                 EARLY=early,
                 ABLATE=ablate,
+                PREWAIT=prewait,
                 **launch_options,
                 **extra,
             )
@@ -689,6 +767,7 @@ class FusedDecodeStep:
         keys: int = 8,
         replays: int = 20,
         progress: Callable[[str], None] = lambda line: None,
+        sms: int = 0,
     ) -> dict[str, Any]:
         """Choose tiles by timing the whole captured step, one shape at a time.
 
@@ -698,7 +777,8 @@ class FusedDecodeStep:
         candidate is applied to every launch of that shape and the whole step captured and
         replayed at the current position; the fastest stays. The position and the count of
         generated tokens are put back before and after every trial, so the trials never
-        write past the history or the cache. Returns {"step_ms_before", "step_ms_after", and
+        write past the history or the cache. `sms` (the GPU's SM count) adds the one-wave
+        candidates of `candidate_configs`. Returns {"step_ms_before", "step_ms_after", and
         per tuned shape: {config: step ms}}.
         """
         start, done = int(self.position), int(self.count)
@@ -726,7 +806,7 @@ class FusedDecodeStep:
         for key in sorted(by_key, key=streamed, reverse=True)[:keys]:
             launches = by_key[key]
             timings: list[tuple[float, MatvecConfig]] = []
-            for config in candidate_configs(launches[0].rows, launches[0].k):
+            for config in candidate_configs(launches[0].rows, launches[0].k, sms):
                 for launch in launches:
                     launch.config = config
                 timings.append((step_ms(), config))

@@ -198,6 +198,101 @@ if HAVE_TRITON:
         return _rnd(_rnd(_gelu(y), DT) * per_layer, DT)
 
     @triton.jit
+    def _epilogue(
+        acc,
+        acc2,
+        rows,
+        row_ok,
+        block,
+        tok,
+        y_ptr,
+        scale_ptr,
+        NR,
+        aux_ptr,
+        aux2_ptr,
+        aux3_ptr,
+        aux_offset,
+        aux_stride,
+        aux_scale,
+        out_scale,
+        eps,
+        DT: tl.constexpr,
+        EPI: tl.constexpr,
+        QUANT: tl.constexpr,
+        AUX_BLOCK: tl.constexpr,
+    ):
+        """Row sums of the [BN, BK] partial products `acc` (and `acc2`, the up rows of GEGLU)
+        through the epilogue EPI into y (SOFTCAP_ARGMAX: this row block's max and its first
+        index into aux and aux2 at `block`)."""
+        y = tl.sum(acc, axis=1)
+        if QUANT:
+            # int8 weights: one scale per output row (of each half for GEGLU).
+            y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
+        y = _rnd(y, DT)
+        if EPI == _SCALE:
+            y = _rnd(y * out_scale, DT)
+        elif EPI == _GEGLU:
+            up = tl.sum(acc2, axis=1)
+            if QUANT:
+                up = up * tl.load(scale_ptr + rows + NR, mask=row_ok, other=0.0).to(tl.float32)
+            up = _rnd(up, DT)
+            y = _rnd(_rnd(_gelu(y), DT) * up, DT)
+        elif EPI == _PLE_GATE:
+            y = _ple_gate(
+                y,
+                rows,
+                row_ok,
+                NR,
+                tok,
+                aux_ptr,
+                aux2_ptr,
+                aux3_ptr,
+                aux_offset,
+                aux_stride,
+                aux_scale,
+                out_scale,
+                eps,
+                DT,
+                AUX_BLOCK,
+            )
+        elif EPI == _SOFTCAP_ARGMAX:
+            if out_scale > 0:
+                y = _rnd(_rnd(_tanh(_rnd(y / out_scale, DT)), DT) * out_scale, DT)
+            y = tl.where(row_ok, y, float("-inf"))
+            best = tl.max(y, axis=0)
+            first = tl.min(tl.where(y == best, rows, 2147483647), axis=0)
+            tl.store(aux_ptr + block, best)
+            tl.store(aux2_ptr + block, first)
+        if EPI != _SOFTCAP_ARGMAX:
+            tl.store(y_ptr + rows, y.to(DT), mask=row_ok)
+
+    @triton.jit
+    def _flat_tile(
+        w_ptr,
+        t,
+        t_end,
+        kt_n,
+        NR,
+        K,
+        BN: tl.constexpr,
+        BK: tl.constexpr,
+        UP: tl.constexpr,
+        STREAM: tl.constexpr,
+    ):
+        """Weight tile t (row block t // kt_n, column tile t % kt_n) of a FLAT mat-vec, and
+        with UP the matching up rows (NR further on); nothing is read past t_end."""
+        block = t // kt_n
+        rows = block * BN + tl.arange(0, BN)
+        cols = (t - block * kt_n) * BK + tl.arange(0, BK)
+        mask = (rows < NR)[:, None] & (cols < K)[None, :] & (t < t_end)
+        offsets = rows.to(tl.int64)[:, None] * K + cols[None, :]
+        w = tl.load(w_ptr + offsets, mask=mask, other=0.0, eviction_policy=STREAM)
+        w2 = w
+        if UP:
+            w2 = tl.load(w_ptr + offsets + NR * K, mask=mask, other=0.0, eviction_policy=STREAM)
+        return w, w2
+
+    @triton.jit
     def matvec_kernel(
         w_ptr,
         y_ptr,
@@ -239,6 +334,8 @@ if HAVE_TRITON:
         QUANT: tl.constexpr,
         STREAM: tl.constexpr,
         KEEP: tl.constexpr,
+        SKIP_FINAL: tl.constexpr = 0,
+        FLAT: tl.constexpr = 0,
     ):
         """y[NR] = W[NR (x2 for GEGLU), K] @ x, then an epilogue; with FINAL, the last
         program to finish also rebuilds the residual stream for the next stage.
@@ -250,6 +347,15 @@ if HAVE_TRITON:
         program does this (the last to arrive at counter_ptr), so no mat-vec recomputes a
         norm, and with PDL the next kernel's first weight loads overlap it.
 
+        FLAT (1): the grid is one wave of programs, each taking a contiguous run of the row
+        blocks and streaming them tile after tile, the next tile's load issued before this
+        one's arithmetic (0: one row block a program, Triton's pipelining of the column
+        loop, as many waves as blocks need).
+
+        SKIP_FINAL: 2 leaves the counter and the finalizer's work out, for a `finalize_kernel`
+        launch after this one to do (or, timing only, nothing); 1 (timing only, results are
+        wrong) leaves out the work but keeps the counter.
+
         QUANT: W holds int8 codes and scale_ptr one scale per row (`Int8Linear`); the row
         sums are scaled before rounding. Pointers a variant does not use may be any tensor. `aux*` feed the epilogues:
         PLE_GATE reads the projected per-layer inputs (aux, at aux_offset), their norm weight
@@ -258,28 +364,51 @@ if HAVE_TRITON:
         """
         DT: tl.constexpr = y_ptr.dtype.element_ty
         pid = tl.program_id(0)
-        _pdl_release(USE_PDL)
-        rows = pid * BN + tl.arange(0, BN)
-        row_ok = rows < NR
-        row_base = rows.to(tl.int64)[:, None] * K
-        up_base = (rows + NR).to(tl.int64)[:, None] * K
-        acc = tl.zeros((BN, BK), dtype=tl.float32)
-        acc2 = tl.zeros((BN, BK), dtype=tl.float32)
-        cols0 = tl.arange(0, BK)
-        # The first weight tile does not depend on the previous kernel: load it before waiting.
-        if EVEN_K:
-            first_mask = row_ok[:, None]
+        if not EMBED_INPUT:
+            _pdl_release(USE_PDL)
+        if FLAT == 0:
+            rows = pid * BN + tl.arange(0, BN)
+            row_ok = rows < NR
+            row_base = rows.to(tl.int64)[:, None] * K
+            up_base = (rows + NR).to(tl.int64)[:, None] * K
+            acc = tl.zeros((BN, BK), dtype=tl.float32)
+            acc2 = tl.zeros((BN, BK), dtype=tl.float32)
+            cols0 = tl.arange(0, BK)
+            # The first weight tile does not depend on the previous kernel: load it before waiting.
+            if EVEN_K:
+                first_mask = row_ok[:, None]
+            else:
+                first_mask = row_ok[:, None] & (cols0 < K)[None, :]
+            w_first = tl.load(
+                w_ptr + row_base + cols0[None, :],
+                mask=first_mask,
+                other=0.0,
+                eviction_policy=STREAM,
+            )
+            w2_first = w_first
+            if EPI == _GEGLU:
+                w2_first = tl.load(
+                    w_ptr + up_base + cols0[None, :],
+                    mask=first_mask,
+                    other=0.0,
+                    eviction_policy=STREAM,
+                )
         else:
-            first_mask = row_ok[:, None] & (cols0 < K)[None, :]
-        w_first = tl.load(
-            w_ptr + row_base + cols0[None, :], mask=first_mask, other=0.0, eviction_policy=STREAM
-        )
-        w2_first = w_first
-        if EPI == _GEGLU:
-            w2_first = tl.load(
-                w_ptr + up_base + cols0[None, :], mask=first_mask, other=0.0, eviction_policy=STREAM
+            # One wave of programs, each streaming a contiguous run of row blocks tile by
+            # tile with the next tile's load in flight during this one's arithmetic.
+            cols0 = tl.arange(0, BK)
+            kt_n = tl.cdiv(K, BK)
+            blocks = tl.cdiv(NR, BN)
+            t_begin = (pid * blocks // tl.num_programs(0)) * kt_n
+            t_end = ((pid + 1) * blocks // tl.num_programs(0)) * kt_n
+            w_cur, w2_cur = _flat_tile(
+                w_ptr, t_begin, t_end, kt_n, NR, K, BN, BK, EPI == _GEGLU, STREAM
             )
         _pdl_wait(USE_PDL)
+        if EMBED_INPUT:
+            # The step's first launch: its dependents start only once the previous step has
+            # finished, so that they may read the position before their own wait.
+            _pdl_release(USE_PDL)
 
         tok = 0
         if EMBED_INPUT or F_FROM_TOKEN or EPI == _PLE_GATE:
@@ -287,52 +416,46 @@ if HAVE_TRITON:
         x_base = x_ptr
         if EMBED_INPUT:
             x_base = x_ptr + tok * K
-        x = tl.load(x_base + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
-        if EMBED_INPUT:
-            x = _rnd(x * res_scale, DT)
-        acc += _widen(w_first, QUANT) * x[None, :]
-        if EPI == _GEGLU:
-            acc2 += _widen(w2_first, QUANT) * x[None, :]
-        for start in range(BK, K, BK):
-            cols = start + cols0
-            col_ok = cols < K
-            x = tl.load(x_base + cols, mask=col_ok, other=0.0).to(tl.float32)
+        if FLAT == 0:
+            x = tl.load(x_base + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
             if EMBED_INPUT:
                 x = _rnd(x * res_scale, DT)
-            if EVEN_K:
-                mask = row_ok[:, None]
-            else:
-                mask = row_ok[:, None] & col_ok[None, :]
-            w = tl.load(
-                w_ptr + row_base + cols[None, :], mask=mask, other=0.0, eviction_policy=STREAM
-            )
-            acc += _widen(w, QUANT) * x[None, :]
+            acc += _widen(w_first, QUANT) * x[None, :]
             if EPI == _GEGLU:
-                w2 = tl.load(
-                    w_ptr + up_base + cols[None, :], mask=mask, other=0.0, eviction_policy=STREAM
+                acc2 += _widen(w2_first, QUANT) * x[None, :]
+            for start in range(BK, K, BK):
+                cols = start + cols0
+                col_ok = cols < K
+                x = tl.load(x_base + cols, mask=col_ok, other=0.0).to(tl.float32)
+                if EMBED_INPUT:
+                    x = _rnd(x * res_scale, DT)
+                if EVEN_K:
+                    mask = row_ok[:, None]
+                else:
+                    mask = row_ok[:, None] & col_ok[None, :]
+                w = tl.load(
+                    w_ptr + row_base + cols[None, :], mask=mask, other=0.0, eviction_policy=STREAM
                 )
-                acc2 += _widen(w2, QUANT) * x[None, :]
+                acc += _widen(w, QUANT) * x[None, :]
+                if EPI == _GEGLU:
+                    w2 = tl.load(
+                        w_ptr + up_base + cols[None, :],
+                        mask=mask,
+                        other=0.0,
+                        eviction_policy=STREAM,
+                    )
+                    acc2 += _widen(w2, QUANT) * x[None, :]
 
-        y = tl.sum(acc, axis=1)
-        if QUANT:
-            # int8 weights: one scale per output row (of each half for GEGLU).
-            y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
-        y = _rnd(y, DT)
-        if EPI == _SCALE:
-            y = _rnd(y * out_scale, DT)
-        elif EPI == _GEGLU:
-            up = tl.sum(acc2, axis=1)
-            if QUANT:
-                up = up * tl.load(scale_ptr + rows + NR, mask=row_ok, other=0.0).to(tl.float32)
-            up = _rnd(up, DT)
-            y = _rnd(_rnd(_gelu(y), DT) * up, DT)
-        elif EPI == _PLE_GATE:
-            y = _ple_gate(
-                y,
+            _epilogue(
+                acc,
+                acc2,
                 rows,
                 row_ok,
-                NR,
+                pid,
                 tok,
+                y_ptr,
+                scale_ptr,
+                NR,
                 aux_ptr,
                 aux2_ptr,
                 aux3_ptr,
@@ -342,20 +465,60 @@ if HAVE_TRITON:
                 out_scale,
                 eps,
                 DT,
+                EPI,
+                QUANT,
                 AUX_BLOCK,
             )
-        elif EPI == _SOFTCAP_ARGMAX:
-            if out_scale > 0:
-                y = _rnd(_rnd(_tanh(_rnd(y / out_scale, DT)), DT) * out_scale, DT)
-            y = tl.where(row_ok, y, float("-inf"))
-            best = tl.max(y, axis=0)
-            first = tl.min(tl.where(y == best, rows, 2147483647), axis=0)
-            tl.store(aux_ptr + pid, best)
-            tl.store(aux2_ptr + pid, first)
-        if EPI != _SOFTCAP_ARGMAX:
-            tl.store(y_ptr + rows, y.to(DT), mask=row_ok)
+        else:
+            acc = tl.zeros((BN, BK), dtype=tl.float32)
+            acc2 = tl.zeros((BN, BK), dtype=tl.float32)
+            for t in range(t_begin, t_end):
+                w_next, w2_next = _flat_tile(
+                    w_ptr, t + 1, t_end, kt_n, NR, K, BN, BK, EPI == _GEGLU, STREAM
+                )
+                block = t // kt_n
+                kt = t - block * kt_n
+                cols = kt * BK + cols0
+                x = tl.load(x_base + cols, mask=cols < K, other=0.0).to(tl.float32)
+                if EMBED_INPUT:
+                    x = _rnd(x * res_scale, DT)
+                acc += _widen(w_cur, QUANT) * x[None, :]
+                if EPI == _GEGLU:
+                    acc2 += _widen(w2_cur, QUANT) * x[None, :]
+                if kt == kt_n - 1:
+                    rows = block * BN + tl.arange(0, BN)
+                    _epilogue(
+                        acc,
+                        acc2,
+                        rows,
+                        rows < NR,
+                        block,
+                        tok,
+                        y_ptr,
+                        scale_ptr,
+                        NR,
+                        aux_ptr,
+                        aux2_ptr,
+                        aux3_ptr,
+                        aux_offset,
+                        aux_stride,
+                        aux_scale,
+                        out_scale,
+                        eps,
+                        DT,
+                        EPI,
+                        QUANT,
+                        AUX_BLOCK,
+                    )
+                    acc = tl.zeros((BN, BK), dtype=tl.float32)
+                    acc2 = tl.zeros((BN, BK), dtype=tl.float32)
+                w_cur, w2_cur = w_next, w2_next
 
-        if FINAL:
+        if FINAL and SKIP_FINAL == 1:
+            arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
+            if arrived == tl.num_programs(0) - 1:
+                tl.store(counter_ptr, 0)
+        if FINAL and SKIP_FINAL == 0:
             arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
             if arrived == tl.num_programs(0) - 1:
                 _finalize(
@@ -381,6 +544,56 @@ if HAVE_TRITON:
                 # Reset for the next step (kernel completion publishes it): a plain store,
                 # not an atomic whose reply the program would wait for.
                 tl.store(counter_ptr, 0)
+
+    @triton.jit
+    def finalize_kernel(
+        y_ptr,
+        tok_ptr,
+        res_ptr,
+        gpost_ptr,
+        scalar_ptr,
+        gpre_ptr,
+        res_out_ptr,
+        xin_ptr,
+        HID,
+        res_scale,
+        eps,
+        F_FROM_TOKEN: tl.constexpr,
+        F_HAS_DELTA: tl.constexpr,
+        F_HAS_SCALAR: tl.constexpr,
+        F_PRE_NORM: tl.constexpr,
+        HB: tl.constexpr,
+        KEEP: tl.constexpr,
+        USE_PDL: tl.constexpr,
+    ):
+        """A mat-vec's finalizer (`_finalize`) as a one-program launch of its own, after the
+        mat-vec has finished: no program of the mat-vec waits on a counter."""
+        DT: tl.constexpr = res_out_ptr.dtype.element_ty
+        _pdl_release(USE_PDL)
+        _pdl_wait(USE_PDL)
+        tok = 0
+        if F_FROM_TOKEN:
+            tok = tl.load(tok_ptr).to(tl.int64)
+        _finalize(
+            y_ptr,
+            tok,
+            res_ptr,
+            gpost_ptr,
+            scalar_ptr,
+            gpre_ptr,
+            res_out_ptr,
+            xin_ptr,
+            HID,
+            res_scale,
+            eps,
+            DT,
+            F_FROM_TOKEN,
+            F_HAS_DELTA,
+            F_HAS_SCALAR,
+            F_PRE_NORM,
+            HB,
+            KEEP,
+        )
 
     @triton.jit
     def _head_norm_rope(
@@ -589,6 +802,7 @@ if HAVE_TRITON:
         USE_PDL: tl.constexpr,
         EARLY: tl.constexpr,
         ABLATE: tl.constexpr,
+        PREWAIT: tl.constexpr = False,
     ):
         """One query token against the cached positions it sees, for the GROUP query heads of
         KV head program_id(0); program_id(1) takes one of SPLITS equal runs of positions.
@@ -613,6 +827,15 @@ if HAVE_TRITON:
         after it, before the q/k norms and RoPE. With WRITE_KV every program then makes the new
         key and value in registers and puts them in place of whatever it read for `pos`'s slot,
         so the program holding `pos` stores them without a barrier before its key loop.
+
+        PREWAIT (with EARLY) reads the position, the cos/sin rows and the first block of keys
+        and values before waiting for the previous kernel: none of them depends on it. The
+        position changes only in the step's last launch, and positions before `pos` were
+        cached by earlier steps; the new position's row is put in after the wait (from this
+        program's registers when it writes it, else loaded from the cache a source layer
+        filled). The step's first launch releases its dependents only after its own wait
+        (`matvec_kernel`'s EMBED_INPUT), so no launch of a step starts before the previous
+        step's last one has finished.
 
         ABLATE (timing only, results are wrong; 0 in real use) leaves parts out to see what
         they cost: bit ABLATE_KEYS the key loop (no key or value loads, no dots; the query is
@@ -640,6 +863,29 @@ if HAVE_TRITON:
             if EARLY and WRITE_KV:
                 k_weight = tl.load(knorm_ptr + dims).to(tl.float32)
                 k_weight_partner = tl.load(knorm_ptr + partner).to(tl.float32)
+        keys = tl.arange(0, BS)
+        cache_base = kvh.to(tl.int64) * slots * D
+        if PREWAIT:
+            pos = tl.load(pos_ptr).to(tl.int64)
+            if SLIDING:
+                low = tl.maximum(pos - window + 1, 0)
+            else:
+                low = pos * 0
+            count = pos - low + 1
+            per = (count + SPLITS - 1) // SPLITS
+            begin = low + split * per
+            end = tl.minimum(begin + per, pos + 1)
+            if KEYS:
+                # Positions before `pos` only: its row is this step's.
+                p0 = begin + keys
+                ok0 = p0 < end
+                slot0 = cache_base + (p0 % slots) * D
+                cached = (p0 < pos)[:, None]
+                k0 = tl.load(k_cache_ptr + slot0[:, None] + dims[None, :], mask=cached, other=0.0)
+                v0 = tl.load(v_cache_ptr + slot0[:, None] + dims[None, :], mask=cached, other=0.0)
+            if PREP and QUERY:
+                cos = tl.load(cos_ptr + pos * D + dims).to(tl.float32)
+                sin = tl.load(sin_ptr + pos * D + dims).to(tl.float32)
         _pdl_wait(USE_PDL)
         if EARLY and QUERY:
             # Rows that do not depend on the position: in flight while it is read.
@@ -660,19 +906,18 @@ if HAVE_TRITON:
                 q = tl.load(
                     q_ptr + heads[:, None] * D + dims[None, :], mask=g_ok[:, None], other=0.0
                 )
-        pos = tl.load(pos_ptr).to(tl.int64)
-        if SLIDING:
-            low = tl.maximum(pos - window + 1, 0)
-        else:
-            low = pos * 0
-        count = pos - low + 1
-        per = (count + SPLITS - 1) // SPLITS
-        begin = low + split * per
-        end = tl.minimum(begin + per, pos + 1)
-        cache_base = kvh.to(tl.int64) * slots * D
-        keys = tl.arange(0, BS)
+        if not PREWAIT:
+            pos = tl.load(pos_ptr).to(tl.int64)
+            if SLIDING:
+                low = tl.maximum(pos - window + 1, 0)
+            else:
+                low = pos * 0
+            count = pos - low + 1
+            per = (count + SPLITS - 1) // SPLITS
+            begin = low + split * per
+            end = tl.minimum(begin + per, pos + 1)
 
-        if EARLY and KEYS:
+        if EARLY and KEYS and not PREWAIT:
             # The first block of keys and values: in flight during the norms and RoPE.
             p0 = begin + keys
             ok0 = p0 < end
@@ -682,8 +927,9 @@ if HAVE_TRITON:
         if not QUERY:
             q = tl.zeros((BG, D), dtype=DT)
         elif PREP:
-            cos = tl.load(cos_ptr + pos * D + dims).to(tl.float32)
-            sin = tl.load(sin_ptr + pos * D + dims).to(tl.float32)
+            if not PREWAIT:
+                cos = tl.load(cos_ptr + pos * D + dims).to(tl.float32)
+                sin = tl.load(sin_ptr + pos * D + dims).to(tl.float32)
             if EARLY:
                 q = _rows_norm_rope(
                     q_rows.to(tl.float32),
@@ -752,6 +998,21 @@ if HAVE_TRITON:
             if PREP and WRITE_KV and QUERY:
                 k0 = tl.where((p0 == pos)[:, None], new_key, k0)
                 v0 = tl.where((p0 == pos)[:, None], new_value, v0)
+            elif PREWAIT:  # noqa: SIM102 (a constexpr, then a runtime condition)
+                # The new position's row, cached in this step by a source layer (or the prep
+                # launch): read it now that the previous kernels are done.
+                if (begin <= pos) & (pos < begin + BS):
+                    fresh = (p0 == pos)[:, None]
+                    k0 = tl.where(
+                        fresh,
+                        tl.load(k_cache_ptr + slot0[:, None] + dims[None, :], mask=fresh),
+                        k0,
+                    )
+                    v0 = tl.where(
+                        fresh,
+                        tl.load(v_cache_ptr + slot0[:, None] + dims[None, :], mask=fresh),
+                        v0,
+                    )
             # An empty run (more splits than positions) leaves the state as it is.
             if begin < end:
                 m, total, acc = _attend_block(q, k0, v0, ok0, m, total, acc, DT, IEEE)
