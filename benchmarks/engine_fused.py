@@ -159,6 +159,20 @@ ATTENTION_VARIANTS: dict[str, dict[str, Any]] = {
         "splits": {"sliding_attention": 16, "full_attention": 32},
         "key_blocks": {"sliding_attention": 32, "full_attention": 64},
     },
+    # Attention's splits merged by a launch of their own (no counter in attention).
+    "merge launches": {"merge_launch": True},
+    "merge launches, 8/16 splits": {
+        "merge_launch": True,
+        "splits": {"sliding_attention": 8, "full_attention": 16},
+    },
+    "merge launches, 32/32 splits": {
+        "merge_launch": True,
+        "splits": {"sliding_attention": 32, "full_attention": 32},
+    },
+    "merge launches, 32/64 splits": {
+        "merge_launch": True,
+        "splits": {"sliding_attention": 32, "full_attention": 64},
+    },
     # The mat-vecs' finalizers left out (wrong results, true timings).
     "no finalizer work": {"final_ablate": 1},
     "no finalizer work or counters": {"final_ablate": 2},

@@ -63,7 +63,7 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
 
 
 @pytest.mark.parametrize(
-    ("merge_limit", "fuse_prep", "cache_hints", "int8", "splits", "early", "matvecs"),
+    ("merge_limit", "fuse_prep", "cache_hints", "int8", "splits", "early", "launches"),
     [
         (16384, True, True, False, None, False, ""),
         (0, True, False, False, None, False, ""),
@@ -78,6 +78,7 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         (16384, True, True, False, None, False, "one-wave"),
         (16384, True, True, True, None, False, "one-wave"),
         (16384, True, True, False, None, "prewait", "finalize-launch"),
+        (16384, True, True, False, MANY_SPLITS, "prewait", "finalize-and-merge-launches"),
     ],
     ids=[
         "merge-at-once",
@@ -93,6 +94,7 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         "one-wave-matvecs",
         "one-wave-matvecs-int8",
         "prewait-finalize-launches",
+        "prewait-finalize-and-merge-launches-many-splits",
     ],
 )
 @torch.inference_mode()
@@ -105,7 +107,7 @@ def test_fused_step_equals_the_unfused_step(
     int8: bool,
     splits: dict[str, int] | None,
     early: bool | str,
-    matvecs: str,
+    launches: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With int8 every linear is an `Int8Linear` (codes and per-row scales), which the fused
@@ -113,7 +115,8 @@ def test_fused_step_equals_the_unfused_step(
     and the first cached keys before the PDL wait (on top of the early loads). "one-wave"
     runs every mat-vec as one wave of 3 programs taking several row blocks of several column
     tiles each (ragged at both ends); "finalize-launch" finalizes the residual stream in a
-    launch of its own after each mat-vec that feeds it."""
+    launch of its own after each mat-vec that feeds it, and "...-and-merge-launches" also
+    merges attention's splits in a launch of their own."""
     from swarmlab.engine.fast import fused
     from swarmlab.engine.fast.fused import FusedDecodeStep, MatvecConfig
     from swarmlab.engine.quant import Int8Linear, swap_linears
@@ -143,16 +146,18 @@ def test_fused_step_equals_the_unfused_step(
         attention_stages=None if early is True else 1,
         attention_warps=4 if early is True else None,
         use_pdl=early == "prewait",
-        finalize_launch=matvecs == "finalize-launch",
+        finalize_launch=launches.startswith("finalize"),
+        merge_launch=launches.endswith("merge-launches"),
     )
-    if matvecs == "one-wave":
+    if launches == "one-wave":
         for launch in step.matvecs:
             launch.config = MatvecConfig(block_n=16, block_k=32, warps=4, stages=1, programs=3)
     # qkv, q/k prep (unless fuse_prep puts it inside attention), attention, o, gate+up, down,
     # PLE gate, PLE projection a layer; plus the PLE model projection, the lm_head and finish.
-    # A finalize launch after o, down and the PLE projection, and after the model projection.
-    per_layer = (7 if fuse_prep else 8) + (3 if matvecs == "finalize-launch" else 0)
-    finalizers = 1 if matvecs == "finalize-launch" else 0
+    # A finalize launch after o, down and the PLE projection, and after the model projection;
+    # a merge launch after attention.
+    finalizers = 1 if launches.startswith("finalize") else 0
+    per_layer = (7 if fuse_prep else 8) + 3 * finalizers + launches.endswith("merge-launches")
     assert len(step.launches) == per_layer * decoder.shape.num_layers + 3 + finalizers
     for prompt in prompts:
         first = _prefill(decoder, prompt)

@@ -268,6 +268,7 @@ class FusedDecodeStep:
         attention_prewait: bool = True,
         final_ablate: int = 0,
         finalize_launch: bool = True,
+        merge_launch: bool = False,
     ) -> None:
         if not fk.HAVE_TRITON:
             raise FusedUnsupportedError("the fused decode step needs triton")
@@ -291,6 +292,9 @@ class FusedDecodeStep:
         # program (found through a counter every program updates).
         # (Timing experiments that leave finalizers out leave their launches out too.)
         self.finalize_launch = finalize_launch and not final_ablate
+        # Attention's splits merged by a launch of their own (one program a query head)
+        # instead of the last split of each KV head (found through a counter).
+        self.merge_launch = merge_launch
         self.shape = shape = model.shape
         self.token, self.position, self.count, self.history = token, position, count, history
         dtype, device = model.dtype, model.device
@@ -647,6 +651,8 @@ class FusedDecodeStep:
             launch_options["num_stages"] = self.attention_stages
         early, ablate = self.attention_early, self.attention_ablate
         prewait = self.attention_prewait
+        # One split a KV head writes its output itself: nothing to merge.
+        merge_launch = self.merge_launch and splits > 1 and not ablate & fk.ABLATE_MERGE
 
         def attend() -> None:
             fk.attention_kernel[(kv_heads, splits)](
@@ -685,11 +691,27 @@ class FusedDecodeStep:
                 EARLY=early,
                 ABLATE=ablate,
                 PREWAIT=prewait,
+                MERGE_LAUNCH=merge_launch,
                 **launch_options,
                 **extra,
             )
 
+        def merge() -> None:
+            fk.merge_kernel[(heads,)](
+                self.m_part,
+                self.l_part,
+                self.acc_part,
+                self.attn_out,
+                SPLITS=splits,
+                D=head_dim,
+                USE_PDL=use_pdl,
+                num_warps=8 if splits * head_dim > 4096 else 4,
+                **extra,
+            )
+
         self.launches += [attend] if fuse_prep else [prep, attend]
+        if merge_launch:
+            self.launches.append(merge)
 
     def _finish(self) -> None:
         extra = {"launch_pdl": True} if self.use_pdl else {}

@@ -803,6 +803,7 @@ if HAVE_TRITON:
         EARLY: tl.constexpr,
         ABLATE: tl.constexpr,
         PREWAIT: tl.constexpr = False,
+        MERGE_LAUNCH: tl.constexpr = False,
     ):
         """One query token against the cached positions it sees, for the GROUP query heads of
         KV head program_id(0); program_id(1) takes one of SPLITS equal runs of positions.
@@ -827,6 +828,9 @@ if HAVE_TRITON:
         after it, before the q/k norms and RoPE. With WRITE_KV every program then makes the new
         key and value in registers and puts them in place of whatever it read for `pos`'s slot,
         so the program holding `pos` stores them without a barrier before its key loop.
+
+        MERGE_LAUNCH: every split only leaves its partials, and `merge_kernel`, launched after
+        this kernel, merges them (no counter, no program waiting on an atomic's reply).
 
         PREWAIT (with EARLY) reads the position, the cos/sin rows and the first block of keys
         and values before waiting for the previous kernel: none of them depends on it. The
@@ -1050,7 +1054,9 @@ if HAVE_TRITON:
             tl.store(m_ptr + part, m, mask=g_ok)
             tl.store(l_ptr + part, total, mask=g_ok)
             tl.store(acc_ptr + part[:, None] * D + dims[None, :], acc, mask=g_ok[:, None])
-            arrived = tl.atomic_add(counter_ptr + kvh, 1, sem="acq_rel")
+            arrived = -1
+            if not MERGE_LAUNCH:
+                arrived = tl.atomic_add(counter_ptr + kvh, 1, sem="acq_rel")
             if arrived == SPLITS - 1:
                 splits = tl.arange(0, SPLITS)
                 if MERGE_AT_ONCE:
@@ -1091,6 +1097,31 @@ if HAVE_TRITON:
                 # Reset for the next step (every split has arrived; kernel completion
                 # publishes it): a plain store, not an atomic whose reply the program awaits.
                 tl.store(counter_ptr + kvh, 0)
+
+    @triton.jit
+    def merge_kernel(
+        m_ptr,
+        l_ptr,
+        acc_ptr,
+        out_ptr,
+        SPLITS: tl.constexpr,
+        D: tl.constexpr,
+        USE_PDL: tl.constexpr,
+    ):
+        """Query head program_id(0)'s attention output from the (max, sum, weighted values)
+        each split of `attention_kernel` (MERGE_LAUNCH) left."""
+        DT: tl.constexpr = out_ptr.dtype.element_ty
+        head = tl.program_id(0)
+        _pdl_release(USE_PDL)
+        _pdl_wait(USE_PDL)
+        dims = tl.arange(0, D)
+        parts = head * SPLITS + tl.arange(0, SPLITS)
+        ms = tl.load(m_ptr + parts, cache_modifier=".cg")
+        ls = tl.load(l_ptr + parts, cache_modifier=".cg")
+        values = tl.load(acc_ptr + parts[:, None] * D + dims[None, :], cache_modifier=".cg")
+        scale = tl.exp(ms - tl.max(ms, axis=0))
+        merged = tl.sum(values * scale[:, None], axis=0) / tl.sum(scale * ls, axis=0)
+        tl.store(out_ptr + head * D + dims, merged.to(DT))
 
     @triton.jit
     def finish_kernel(
