@@ -95,13 +95,15 @@ def step_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dic
 
 
 # Step variants: FusedDecodeStep keyword arguments on top of its defaults (first keys read
-# before the PDL wait, finalizers as launches of their own, 16/32 splits, 32 keys a block).
+# before the PDL wait, finalizers and the split merge as launches of their own, 32/64
+# splits, 32 keys a block).
 # "N/M splits" is N programs a KV head on sliding layers and M on global ones; 1 means no
 # merge at all.
 ATTENTION_VARIANTS: dict[str, dict[str, Any]] = {
     "default (stages 1)": {},
-    "before: finalizers in the mat-vecs, no prewait, 8/16 splits, 64/32 keys": {
+    "before: finalizers in the mat-vecs, merge in attention, no prewait, 8/16 splits, 64/32 keys": {
         "finalize_launch": False,
+        "merge_launch": False,
         "attention_prewait": False,
         "splits": {"sliding_attention": 8, "full_attention": 16},
         "key_blocks": {"sliding_attention": 64, "full_attention": 32},

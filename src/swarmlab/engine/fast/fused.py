@@ -268,7 +268,7 @@ class FusedDecodeStep:
         attention_prewait: bool = True,
         final_ablate: int = 0,
         finalize_launch: bool = True,
-        merge_launch: bool = False,
+        merge_launch: bool = True,
     ) -> None:
         if not fk.HAVE_TRITON:
             raise FusedUnsupportedError("the fused decode step needs triton")
@@ -308,8 +308,8 @@ class FusedDecodeStep:
         for kind, runs in self.splits.items():
             if runs < 1 or runs & (runs - 1):
                 raise ValueError(f"attention splits must be a power of two, got {kind}={runs}")
-        # Keys per attention block: a sliding split (512 / 16 positions) in one block, read
-        # before the PDL wait.
+        # Keys per attention block: a split's keys at a 1k-token context (512 / 32 sliding
+        # positions, 1,025 / 64 global ones) in one block, read before the PDL wait.
         self.key_blocks = {kind: 16 if fk.INTERPRETED else 32 for kind in shape.attention} | (
             key_blocks or {}
         )
@@ -351,12 +351,13 @@ class FusedDecodeStep:
         return cast(list[Block], list(self.model.blocks))
 
     def _splits(self, kind: str) -> int:
-        """Programs a KV head: 16 on sliding layers and 32 on global ones measured fastest
-        with the first keys read before the PDL wait (3.187 against 3.220 ms with 8 and 16
-        and no early read, H200, position 1024)."""
+        """Programs a KV head: 32 on sliding layers and 64 on global ones, so that at a
+        1k-token context every split's keys fit the one block read before the PDL wait; with
+        the merge launch 32/64 and 16/32 splits measured the same (3.039 and 3.043 ms, 8/16:
+        3.125; H200, position 1024), and more splits keep long contexts spread out."""
         if fk.INTERPRETED:
             return 2
-        return 16 if kind == SLIDING else 32
+        return 32 if kind == SLIDING else 64
 
     def __call__(self) -> None:
         for launch in self.launches:
