@@ -10,9 +10,13 @@ stops there); last, the step time for a few attention split counts. `--tune-in-s
 instead chooses tiles by timing the whole step and writes them as a tiles file.
 `--only-attention` instead times attention launch variants (pipeline stages, warps, split
 counts, early loads, and parts of the kernel left out; `attention_variants`) and stops.
+`--verify-widths 2-9` instead times, with PDL at position 1024, the fused decode step and the
+fused verify step (`fused_verify.py`) of each width in CUDA graphs, prints both and their ratio
+(what a speculative step costs against a decode step), and stops; `--verify-tiles` also tries
+a few mat-mat tiles per width (all mat-mats at once) and reports the fastest.
 Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
        [--only-variants] [--only-attention] [--tune-in-step tiles.json] [--int8]
-       [--out report.json]
+       [--verify-widths 2-9 [--verify-tiles]] [--out report.json]
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from torch.profiler import ProfilerActivity, profile
 
 from swarmlab.engine.bench import random_transformers_model
 from swarmlab.engine.fast import fused_kernels as fk
-from swarmlab.engine.fast.fused import FusedDecodeStep, _Matvec, read_configs, shipped_configs
+from swarmlab.engine.fast.fused import (
+    FusedDecodeStep,
+    MatvecConfig,
+    _Matvec,
+    read_configs,
+    shipped_configs,
+)
+from swarmlab.engine.fast.fused_verify import FusedVerifyStep
 from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.quant import Int8Linear, swap_linears
@@ -226,6 +237,93 @@ def attention_variants(
     return results
 
 
+def parse_widths(text: str) -> list[int]:
+    """Verify widths from "2-9" or "2,4,9"."""
+    widths: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        widths += range(int(low), int(high or low) + 1)
+    return widths
+
+
+# Mat-mat tiles `--verify-tiles` tries on every mat-mat of a verify step at once: (weight rows
+# a program, columns a tile, warps, stages); tl.dot takes 16 rows at least.
+VERIFY_TILES: tuple[tuple[int, int, int, int], ...] = (
+    (16, 128, 4, 4),
+    (16, 512, 8, 3),
+    (32, 256, 4, 3),
+    (32, 512, 8, 3),
+    (64, 128, 8, 3),
+)
+
+
+def verify_tiles(step: FusedVerifyStep, steps: int) -> dict[str, float]:
+    """Step ms with each of VERIFY_TILES applied to every mat-mat (a coarse first sweep; the
+    step is left on the fastest)."""
+    timings: dict[str, float] = {}
+    best: tuple[float, MatvecConfig] | None = None
+    for tile in VERIFY_TILES:
+        config = MatvecConfig(*tile)
+        for launch in step.matmats:
+            launch.config = config
+        with torch.inference_mode():
+            ms = graph_ms(step.launches, steps)
+        timings[str(tile)] = ms
+        if best is None or ms < best[0]:
+            best = (ms, config)
+    assert best is not None
+    for launch in step.matmats:
+        launch.config = best[1]
+    return timings
+
+
+def verify_widths(
+    fast: FastDecoder,
+    configs: dict[str, Any],
+    widths: list[int],
+    steps: int,
+    sweep_tiles: bool = False,
+) -> dict[str, Any]:
+    """With PDL at position 1024: the fused decode step, then the fused verify step of each
+    width (positions 1024..1024+W-1), each as the median replay of a CUDA graph; the ratio
+    is verify / decode. Verify mat-mats use their default tiles unless `configs` names them;
+    `sweep_tiles` also times VERIFY_TILES per width and reports the fastest."""
+    device = fast.device
+    state, history = step_state(device)
+    decode = FusedDecodeStep(fast, *state, history, use_pdl=True)
+    decode.use_configs(configs)
+    with torch.inference_mode():
+        # Each replay advances the decode position: it stays near 1024 (history holds 2048).
+        decode_ms = graph_ms(decode.launches, steps)
+    print(f"decode: {decode_ms:.3f} ms ({len(decode.launches)} launches)", flush=True)
+    found: dict[str, Any] = {"position": 1024, "decode_ms": decode_ms, "widths": {}}
+    for width in widths:
+        step = FusedVerifyStep(fast, width, use_pdl=True)
+        step.use_configs(configs)
+        step.positions.copy_(torch.arange(1024, 1024 + width, device=device))
+        with torch.inference_mode():
+            ms = graph_ms(step.launches, steps)
+        row: dict[str, Any] = {"verify_ms": ms, "ratio": ms / decode_ms}
+        print(
+            f"verify W={width} (K={width - 1}): {ms:.3f} ms, {ms / decode_ms:.2f}x decode, "
+            f"{len(step.launches)} launches",
+            flush=True,
+        )
+        if sweep_tiles:
+            row["tiles_ms"] = tiles = verify_tiles(step, steps)
+            row["best_tiles_ms"] = fastest = min(tiles.values())
+            row["best_tiles_ratio"] = fastest / decode_ms
+            print(
+                f"   tiles: {', '.join(f'{t} {v:.3f}' for t, v in tiles.items())} -> "
+                f"{fastest:.3f} ms, {fastest / decode_ms:.2f}x decode",
+                flush=True,
+            )
+        row["launches"] = len(step.launches)
+        row["configs"] = step.configs()
+        found["widths"][str(width)] = row
+    return found
+
+
 def tune_in_step(
     fast: FastDecoder, configs: dict[str, Any], path: Path, flat: bool, options: dict[str, Any]
 ) -> None:
@@ -286,6 +384,17 @@ def main() -> None:
         help="choose tiles by timing the whole step (FusedDecodeStep.tune_in_step) and write "
         "them here in the shipped tiles format; then stop",
     )
+    parser.add_argument(
+        "--verify-widths",
+        type=parse_widths,
+        help='time the fused verify step of these widths ("2-9" or "2,4,9", at most 9 here) '
+        "against the fused decode step, then stop",
+    )
+    parser.add_argument(
+        "--verify-tiles",
+        action="store_true",
+        help="with --verify-widths: also time a few mat-mat tiles (VERIFY_TILES) per width",
+    )
     args = parser.parse_args()
     device = torch.device("cuda")
     model = random_transformers_model("gemma-4-e4b", device, seed=0)
@@ -298,6 +407,15 @@ def main() -> None:
     )
     if args.tune_in_step:
         tune_in_step(fast, configs, args.tune_in_step, args.flat, args.step_options)
+        return
+    if args.verify_widths:
+        found = {
+            "verify": verify_widths(
+                fast, configs, args.verify_widths, args.steps, args.verify_tiles
+            )
+        }
+        if args.out:
+            args.out.write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
         return
     if args.only_attention:
         found = {"attention": attention_variants(fast, configs, args.steps, args.variant)}

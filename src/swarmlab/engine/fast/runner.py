@@ -20,6 +20,7 @@ from swarmlab.engine.fast.model import FastDecoder
 
 if TYPE_CHECKING:
     from swarmlab.engine.fast.fused import FusedDecodeStep
+    from swarmlab.engine.fast.fused_verify import FusedVerifyStep
 
 DEFAULT_SYNC_EVERY = 32
 
@@ -83,6 +84,31 @@ def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeSte
     return step
 
 
+def _fused_verify_step(
+    runner: GreedyRunner,
+    settings: FusedSettings,
+    width: int,
+    buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+) -> FusedVerifyStep:
+    from swarmlab.engine.fast.fused import shipped_configs
+    from swarmlab.engine.fast.fused_verify import FusedVerifyStep
+
+    ids, positions, out = buffers
+    step = FusedVerifyStep(
+        runner.model,
+        width,
+        ids,
+        positions,
+        out,
+        use_pdl=settings.use_pdl,
+        cache_hints=settings.cache_hints,
+    )
+    # Mat-mat keys name their width, so decode tiles never apply; verify tiles may.
+    step.use_configs(shipped_configs(runner.model.device))
+    step.use_configs(settings.configs)
+    return step
+
+
 VerifyStep = tuple[CapturedStep, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -116,6 +142,10 @@ class GreedyRunner:
         self.count = torch.zeros(1, dtype=torch.long, device=device)
         self.history = torch.zeros(max_len, dtype=torch.long, device=device)
         self.fused: FusedDecodeStep | None = None
+        self._fused_settings = fused
+        # Fused verify steps by width, and why a width runs unfused (`_build_verify`).
+        self.fused_verify: dict[int, FusedVerifyStep] = {}
+        self.verify_fallbacks: dict[int, str] = {}
         if fused is not None:
             self.fused = _fused_step(self, fused)
         # Captured before any request: a capture's warm-up runs write into the cache.
@@ -275,15 +305,66 @@ class GreedyRunner:
         return self._verify_steps[width]
 
     def _build_verify(self, width: int) -> VerifyStep:
+        """A verification step of `width` tokens: the fused verify step when this runner is
+        fused and it can run that width, else the unfused forward."""
         device = self.model.device
         ids = torch.zeros(width, dtype=torch.long, device=device)
         positions = torch.arange(width, device=device)
         out = torch.zeros(width, dtype=torch.long, device=device)
+        fused = self._try_fused_verify(width, (ids, positions, out))
+        if fused is not None:
+            return CapturedStep(fused, device, self.use_graph), ids, positions, out
 
         def body() -> None:
             out.copy_(self._forward(ids, positions))
 
         return CapturedStep(body, device, self.use_graph), ids, positions, out
+
+    def _try_fused_verify(
+        self, width: int, buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    ) -> FusedVerifyStep | None:
+        """The fused verify step of `width` over `buffers` (ids, positions, out), or None
+        when this runner is not fused or the step cannot take that width: wider than 16, or
+        wider than the model's `max_step_tokens`, where the unfused forward runs a wide step
+        (keys kept aside, the ring written after the last layer) that the fused one lacks.
+        The reason is kept in `verify_fallbacks`."""
+        if self._fused_settings is None:
+            return None
+        from swarmlab.engine.fast.fused import FusedUnsupportedError
+
+        try:
+            step = _fused_verify_step(self, self._fused_settings, width, buffers)
+        except FusedUnsupportedError as exc:
+            self.verify_fallbacks[width] = str(exc)
+            return None
+        self.fused_verify[width] = step
+        return step
+
+    def verify_forward(self, width: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The width-`width` forward a captured speculative step calls ((tokens, positions)
+        -> the greedy token after each): the fused verify step, fed through its own buffers,
+        when this runner is fused and can run that width; else `step_forward`. Call it before
+        capturing the step (a fused step of a new width is built here)."""
+        step = self.fused_verify.get(width)
+        if step is None and width not in self.verify_fallbacks:
+            device = self.model.device
+            buffers = (
+                torch.zeros(width, dtype=torch.long, device=device),
+                torch.arange(width, device=device),
+                torch.zeros(width, dtype=torch.long, device=device),
+            )
+            step = self._try_fused_verify(width, buffers)
+        if step is None:
+            return self._forward
+        fused = step
+
+        def forward(tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+            fused.ids.copy_(tokens)
+            fused.positions.copy_(positions)
+            fused()
+            return fused.out
+
+        return forward
 
 
 def prefill_sizes(chunk: int) -> list[int]:

@@ -68,7 +68,8 @@ class GraphSpeculator:
         self.target, self.draft, self.k = target, draft, k
         self.sync_every = max(1, sync_every)
         device = target.model.device
-        self._target_forward = target.step_forward
+        # The target's fused verify step when it decodes fused (and can take width K+1).
+        self._target_forward = target.verify_forward(k + 1)
         self._draft_forward = draft.step_forward
 
         def zeros(size: int, dtype: torch.dtype = torch.long) -> torch.Tensor:

@@ -1,0 +1,284 @@
+"""The fused verify step (Triton) against the unfused fast decoder's verify forward.
+
+As in test_fused.py, the kernels run under Triton's interpreter on a machine without CUDA and
+compiled on the GPU machine. The step must give `FastDecoder.forward`'s greedy tokens and write
+the same KV-cache entries and ring positions, and speculative decoding through a fused runner
+(host loop and one-graph step) must stay plain greedy decoding.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import partial
+from typing import Any
+
+import pytest
+import torch
+from tests.engine.fast.test_model import reference_greedy
+from tests.fixtures.fast_engine import TINY_WINDOW
+
+from swarmlab.engine.fast.model import FastDecoder
+from swarmlab.engine.fast.runner import FusedSettings, GreedyRunner
+from swarmlab.engine.speculative import ModelDrafter, NgramDrafter, speculative_generate
+
+pytest.importorskip("triton")
+CUDA = torch.cuda.is_available()
+DEVICE = torch.device("cuda" if CUDA else "cpu")
+MAX_STEP = 9
+NEW_TOKENS = 8
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernels() -> None:
+    """Compiled kernels on CUDA; on CPU, tests/conftest.py selects Triton's interpreter."""
+    from swarmlab.engine.fast import fused_kernels
+
+    if not CUDA and not fused_kernels.INTERPRETED:
+        pytest.skip("no CUDA, and triton was imported before TRITON_INTERPRET=1 was set")
+
+
+def _decoder(model: Any, max_step_tokens: int = MAX_STEP) -> FastDecoder:
+    on_device = copy.deepcopy(model).to(DEVICE) if CUDA else model
+    return FastDecoder.from_transformers(on_device, max_len=96, max_step_tokens=max_step_tokens)
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[list[int]]:
+    """One prompt inside the sliding window, one three windows long (the ring wraps)."""
+    generator = torch.Generator().manual_seed(5)
+    return [
+        torch.randint(0, 128, (n,), generator=generator).tolist() for n in (3, 3 * TINY_WINDOW + 2)
+    ]
+
+
+def _prefill(decoder: FastDecoder, prompt: list[int]) -> None:
+    decoder.cache.reset()
+    positions = torch.arange(len(prompt), device=DEVICE)
+    decoder.hidden(torch.tensor(prompt, device=DEVICE), positions, last_only=True)
+
+
+def _cache_snapshot(decoder: FastDecoder) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    cache = decoder.cache
+    return {layer: (cache.keys[layer].clone(), cache.values[layer].clone()) for layer in cache.keys}
+
+
+def _steps(width: int, start: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Three verification steps as speculation makes them: random drafts, each step starting
+    where the previous one's accepted prefix ended (1, then all, then some)."""
+    generator = torch.Generator().manual_seed(width)
+    steps, position = [], start
+    for advance in (1, width, max(1, width // 2)):
+        ids = torch.randint(0, 128, (width,), generator=generator, device="cpu")
+        positions = torch.arange(position, position + width)
+        steps.append((ids.to(DEVICE), positions.to(DEVICE)))
+        position += advance
+    return steps
+
+
+ONE_SPLIT = {"sliding_attention": 1, "full_attention": 1}
+MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
+
+
+@pytest.mark.parametrize(
+    ("width", "splits", "row_values", "int8", "cache_hints", "finalize_launch"),
+    [
+        (2, None, 0, False, True, True),
+        (4, ONE_SPLIT, 64, False, False, False),
+        (9, MANY_SPLITS, 256, False, True, True),
+        (5, None, 0, True, True, False),
+    ],
+    ids=[
+        "w2",
+        "w4-one-split-query-chunks-counter-finalizers",
+        "w9-many-splits-query-chunks",
+        "w5-int8-counter-finalizers",
+    ],
+)
+@torch.inference_mode()
+def test_fused_verify_equals_the_unfused_forward(
+    tiny_target: Any,
+    prompts: list[list[int]],
+    width: int,
+    splits: dict[str, int] | None,
+    row_values: int,
+    int8: bool,
+    cache_hints: bool,
+    finalize_launch: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tokens, every cache entry, the ring's position map and the kept hidden states equal
+    the unfused step's after each of three steps. `row_values` (the attention rows x head
+    dims of a program) divides attention's queries into several programs; with int8 the
+    mat-mats read `Int8Linear` codes and scales; without `finalize_launch` the mat-mats' last
+    programs finalize (behind a counter)."""
+    from swarmlab.engine.fast import fused_verify
+    from swarmlab.engine.fast.fused_verify import FusedVerifyStep
+    from swarmlab.engine.quant import Int8Linear, swap_linears
+
+    if row_values:
+        monkeypatch.setattr(fused_verify, "ATTENTION_ROW_VALUES", row_values)
+        # The finish kernel then reduces the lm_head's block maxima over several rounds.
+        monkeypatch.setattr(fused_verify, "FINISH_BLOCK", 2)
+    decoder = _decoder(tiny_target)
+    decoder.keep_hidden()
+    if int8:
+        assert swap_linears(decoder, Int8Linear, use_kernel=False) > 0
+    step = FusedVerifyStep(
+        decoder, width, splits=splits, cache_hints=cache_hints, finalize_launch=finalize_launch
+    )
+    if row_values:
+        assert fused_verify.query_chunks(width, 2, 16)[0] > 1
+    # q/k prep, attention, 6 mat-mats and (finalize_launch) 3 finalizers a layer; the PLE
+    # model projection (and its finalizer), lm_head, finish and the copy of the kept states.
+    per_layer, outside = (11, 5) if finalize_launch else (8, 4)
+    assert len(step.launches) == per_layer * decoder.shape.num_layers + outside
+    hidden_out, hidden_positions = decoder.hidden_out, decoder.hidden_positions
+    assert hidden_out is not None and hidden_positions is not None
+    for prompt in prompts:
+        steps = _steps(width, len(prompt))
+        _prefill(decoder, prompt)
+        expected = []
+        for ids, positions in steps:
+            expected.append(decoder(ids, positions).tolist())
+        expected_cache = _cache_snapshot(decoder)
+        expected_slots = decoder.cache.slot_positions.clone()
+        expected_hidden = hidden_out[:width].clone()
+
+        _prefill(decoder, prompt)
+        got = []
+        for ids, positions in steps:
+            step.ids.copy_(ids)
+            step.positions.copy_(positions)
+            step()
+            got.append(step.out.tolist())
+        assert got == expected
+        for layer, (keys, values) in _cache_snapshot(decoder).items():
+            torch.testing.assert_close(keys, expected_cache[layer][0], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(values, expected_cache[layer][1], rtol=1e-4, atol=1e-5)
+        assert torch.equal(decoder.cache.slot_positions, expected_slots)
+        torch.testing.assert_close(hidden_out[:width], expected_hidden, rtol=1e-4, atol=1e-4)
+        assert hidden_positions[:width].tolist() == steps[-1][1].tolist()
+        assert (hidden_positions[width:] == -1).all()
+
+
+def test_unsupported_widths_and_tiles_are_refused(tiny_target: Any) -> None:
+    from swarmlab.engine.fast.fused import FusedUnsupportedError
+    from swarmlab.engine.fast.fused_verify import FusedVerifyStep
+
+    decoder = _decoder(tiny_target, max_step_tokens=4)
+    with pytest.raises(FusedUnsupportedError, match="max_step_tokens >= 5"):
+        FusedVerifyStep(decoder, 5)
+    with pytest.raises(FusedUnsupportedError, match="1 to 16 tokens"):
+        FusedVerifyStep(_decoder(tiny_target, max_step_tokens=20), 17)
+    step = FusedVerifyStep(decoder, 3)
+    key = step.matmats[0].key
+    assert "W=3" in key
+    with pytest.raises(ValueError, match="at least 16 rows"):
+        step.use_configs({key: {"block_n": 8, "block_k": 64, "warps": 4}})
+    assert step.use_configs({key: {"block_n": 32, "block_k": 16, "warps": 4}}) == 1
+    assert step.configs()[key]["block_n"] == 32
+
+
+def test_int4_weights_are_refused(tiny_target: Any) -> None:
+    from swarmlab.engine.fast.fused import FusedUnsupportedError
+    from swarmlab.engine.fast.fused_verify import FusedVerifyStep
+    from swarmlab.engine.quant import Int4Linear, swap_linears
+
+    decoder = _decoder(tiny_target)
+    swap_linears(decoder, partial(Int4Linear, group_size=8), use_kernel=False)
+    with pytest.raises(FusedUnsupportedError, match="plain or int8 weights"):
+        FusedVerifyStep(decoder, 2)
+
+
+@pytest.fixture(scope="module")
+def fused_runner(tiny_target: Any) -> GreedyRunner:
+    """A fused runner with fused verify steps for K = 1 and 3, and one width (10) past its
+    `max_step_tokens`, which runs unfused."""
+    return GreedyRunner(
+        _decoder(tiny_target), prefill_chunk=16, fused=FusedSettings(), verify_widths=[2, 4, 10]
+    )
+
+
+@pytest.fixture(scope="module")
+def expected(tiny_target: Any, prompts: list[list[int]]) -> list[int]:
+    """Greedy tokens after the long prompt (speculation's steps then wrap the ring)."""
+    return reference_greedy(tiny_target, prompts[1], NEW_TOKENS)
+
+
+def test_the_runner_verifies_with_the_fused_step_where_it_can(
+    fused_runner: GreedyRunner, prompts: list[list[int]]
+) -> None:
+    assert sorted(fused_runner.fused_verify) == [2, 4]
+    assert "max_step_tokens >= 10" in fused_runner.verify_fallbacks[10]
+    # The unfused width-10 step still verifies (a wide step), from the same prefill.
+    prompt = prompts[1]
+    first = int(fused_runner.prefill(prompt))
+    tokens = [first, *range(9)]
+    wide = fused_runner.verify(tokens, len(prompt))
+    fused_runner.prefill(prompt)
+    assert fused_runner.verify(tokens[:4], len(prompt)) == wide[:4]
+
+
+@pytest.mark.parametrize(("k", "drafter"), [(1, "ngram"), (3, "ngram"), (3, "model")])
+def test_speculation_through_the_fused_runner_is_plain_greedy(
+    fused_runner: GreedyRunner,
+    tiny_draft: Any,
+    prompts: list[list[int]],
+    expected: list[int],
+    k: int,
+    drafter: str,
+) -> None:
+    source = (
+        NgramDrafter()
+        if drafter == "ngram"
+        else ModelDrafter(GreedyRunner(_decoder(tiny_draft), prefill_chunk=16))
+    )
+    tokens, stats = speculative_generate(fused_runner, source, prompts[1], NEW_TOKENS, k)
+    assert tokens == expected
+    assert stats.steps >= 1
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_the_one_graph_speculator_verifies_with_the_fused_step(
+    fused_runner: GreedyRunner,
+    tiny_draft: Any,
+    prompts: list[list[int]],
+    expected: list[int],
+    k: int,
+) -> None:
+    from swarmlab.engine.fast.spec_graph import GraphSpeculator
+
+    draft = GreedyRunner(_decoder(tiny_draft), prefill_chunk=16)
+    speculator = GraphSpeculator(fused_runner, draft, k)
+    assert speculator._target_forward is not fused_runner.step_forward
+    tokens, _ = speculator.generate(prompts[1], NEW_TOKENS)
+    assert tokens == expected
+
+
+def test_the_assistant_speculator_reads_the_fused_steps_kept_states(
+    tiny_target: Any, prompts: list[list[int]], expected: list[int]
+) -> None:
+    """The MTP assistant drafts from the target's final-normed states, which the fused verify
+    step keeps as the unfused forward does: same drafts, so the same acceptance counts."""
+    from tests.fixtures.fast_engine import tiny_assistant
+
+    from swarmlab.engine.fast.assistant import AssistantSpeculator, MtpAssistant
+
+    assistant_model = tiny_assistant(tiny_target.config, seed=3)
+    found, kept = [], []
+    for fused in (FusedSettings(), None):
+        decoder = _decoder(tiny_target)
+        decoder.keep_hidden()
+        runner = GreedyRunner(decoder, prefill_chunk=16, fused=fused)
+        assistant = MtpAssistant.from_transformers(assistant_model, decoder)
+        speculator = AssistantSpeculator(runner, assistant, 3)
+        assert sorted(runner.fused_verify) == ([4] if fused else [])
+        found.append(speculator.generate(prompts[1], NEW_TOKENS))
+        kept.append((decoder.hidden_out, decoder.hidden_positions))
+    (tokens, stats), unfused = found
+    assert tokens == expected
+    assert (tokens, stats) == unfused
+    # What the last verification left for the next draft.
+    (states, positions), (unfused_states, unfused_positions) = kept
+    assert positions is not None and torch.equal(positions, unfused_positions)
+    torch.testing.assert_close(states, unfused_states, rtol=1e-4, atol=1e-4)
