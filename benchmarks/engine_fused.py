@@ -186,6 +186,8 @@ ATTENTION_VARIANTS: dict[str, dict[str, Any]] = {
         "merge_launch": True,
         "splits": {"sliding_attention": 32, "full_attention": 64},
     },
+    # Down's finalizer as the PLE gate's prologue (every one of its programs), not a launch.
+    "PLE gate finalizes down": {"ple_gate_prologue": True},
     # The mat-vecs' finalizers left out (wrong results, true timings).
     "no finalizer work": {"final_ablate": 1},
     "no finalizer work or counters": {"final_ablate": 2},

@@ -79,6 +79,7 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         (16384, True, True, True, None, False, "one-wave"),
         (16384, True, True, False, None, "prewait", "finalize-launch"),
         (16384, True, True, False, MANY_SPLITS, "prewait", "finalize-and-merge-launches"),
+        (16384, True, True, True, None, "prewait", "finalize-ple-prologue-and-merge-launches"),
     ],
     ids=[
         "merge-at-once",
@@ -95,6 +96,7 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         "one-wave-matvecs-int8",
         "prewait-finalize-launches",
         "prewait-finalize-and-merge-launches-many-splits",
+        "int8-down-finalized-in-the-ple-gate",
     ],
 )
 @torch.inference_mode()
@@ -115,8 +117,9 @@ def test_fused_step_equals_the_unfused_step(
     and the first cached keys before the PDL wait (on top of the early loads). "one-wave"
     runs every mat-vec as one wave of 3 programs taking several row blocks of several column
     tiles each (ragged at both ends); "finalize-launch" finalizes the residual stream in a
-    launch of its own after each mat-vec that feeds it, and "...-and-merge-launches" also
-    merges attention's splits in a launch of their own."""
+    launch of its own after each mat-vec that feeds it, "...-and-merge-launches" also
+    merges attention's splits in a launch of their own, and "ple-prologue" has every program
+    of the PLE gate finalize down's output itself instead."""
     from swarmlab.engine.fast import fused
     from swarmlab.engine.fast.fused import FusedDecodeStep, MatvecConfig
     from swarmlab.engine.quant import Int8Linear, swap_linears
@@ -148,6 +151,7 @@ def test_fused_step_equals_the_unfused_step(
         use_pdl=early == "prewait",
         finalize_launch=launches.startswith("finalize"),
         merge_launch=launches.endswith("merge-launches"),
+        ple_gate_prologue="ple-prologue" in launches,
     )
     if launches == "one-wave":
         for launch in step.matvecs:
@@ -157,7 +161,9 @@ def test_fused_step_equals_the_unfused_step(
     # A finalize launch after o, down and the PLE projection, and after the model projection;
     # a merge launch after attention.
     finalizers = 1 if launches.startswith("finalize") else 0
+    # (none after down when the PLE gate finalizes its input itself)
     per_layer = (7 if fuse_prep else 8) + 3 * finalizers + launches.endswith("merge-launches")
+    per_layer -= "ple-prologue" in launches
     assert len(step.launches) == per_layer * decoder.shape.num_layers + 3 + finalizers
     for prompt in prompts:
         first = _prefill(decoder, prompt)

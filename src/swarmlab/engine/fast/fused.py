@@ -198,8 +198,16 @@ class _Matvec:
         self.hidden_block = hidden_block
         # L2 hints: streamed weights evict first, norm weights last.
         self.cache_hints = False
-        # Timing experiments only (matvec_kernel's SKIP_FINAL): wrong results when set.
+        # matvec_kernel's SKIP_FINAL: 2 when another launch finalizes (1 only in timing
+        # experiments: wrong results).
         self.skip_final = 0
+        # matvec_kernel's PRO_FINAL: the previous mat-vec's finalizer as this one's prologue
+        # (its configs must then keep whole rows in one column tile).
+        self.pro_final = False
+
+    def accepts(self, config: MatvecConfig) -> bool:
+        """Whether this launch can run `config` (a prologue finalizer needs whole rows)."""
+        return not self.pro_final or (config.block_k >= self.hidden_block and not config.programs)
 
     @property
     def quant(self) -> bool:
@@ -217,6 +225,11 @@ class _Matvec:
 
     def __call__(self, weight: torch.Tensor | None = None) -> None:
         config = self.config
+        if not self.accepts(config):
+            raise FusedUnsupportedError(
+                f"{self.key}: its finalizer prologue needs block_k >= {self.hidden_block} and "
+                f"no one-wave grid, got {config}; pick a whole-row tile for this shape"
+            )
         extra = {"launch_pdl": True} if self.use_pdl else {}
         grid = (config.programs or self.blocks,)
         fk.matvec_kernel[grid](
@@ -236,6 +249,7 @@ class _Matvec:
             KEEP="evict_last" if self.cache_hints else "",
             SKIP_FINAL=self.skip_final,
             FLAT=int(config.programs > 0),
+            PRO_FINAL=self.pro_final,
             num_warps=config.warps,
             num_stages=config.stages,
             **extra,
@@ -269,6 +283,7 @@ class FusedDecodeStep:
         final_ablate: int = 0,
         finalize_launch: bool = True,
         merge_launch: bool = True,
+        ple_gate_prologue: bool = False,
     ) -> None:
         if not fk.HAVE_TRITON:
             raise FusedUnsupportedError("the fused decode step needs triton")
@@ -295,6 +310,9 @@ class FusedDecodeStep:
         # Attention's splits merged by a launch of their own (one program a query head)
         # instead of the last split of each KV head (found through a counter).
         self.merge_launch = merge_launch
+        # The down mat-vec's finalizer done by every program of the PLE gate mat-vec (256
+        # programs) before its dot products, instead of by a launch of its own.
+        self.ple_gate_prologue = ple_gate_prologue and not final_ablate
         self.shape = shape = model.shape
         self.token, self.position, self.count, self.history = token, position, count, history
         dtype, device = model.dtype, model.device
@@ -380,6 +398,7 @@ class FusedDecodeStep:
     ) -> _Matvec:
         any_tensor = weight
         counter = self._new(1, dt=torch.int32) if final is not None else any_tensor
+        final_in_next = bool(aux.pop("final_in_next", False))
         args: dict[str, Any] = {
             "x_ptr": x,
             "tok_ptr": self.token,
@@ -435,7 +454,9 @@ class FusedDecodeStep:
         )
         self.launches.append(launch)
         self.matvecs.append(launch)
-        if final is not None and self.finalize_launch:
+        if final is not None and final_in_next:
+            launch.skip_final = 2
+        elif final is not None and self.finalize_launch:
             launch.skip_final = 2
             self.launches.append(self._finalizer(launch))
         return launch
@@ -559,6 +580,7 @@ class FusedDecodeStep:
         )
         down = _weight(block.down)
         after_mlp = self._new(hidden)
+        prologue = self.ple_gate_prologue
         self._matvec(
             down,
             self.mlp_out,
@@ -566,13 +588,14 @@ class FusedDecodeStep:
             self.h,
             final=_Final(res=after_attention, res_out=after_mlp, g_post=block.post_mlp_norm),
             scale=_scale(block.down),
+            final_in_next=prologue,
         )
         gated = self._new(shape.ple_dim)
-        self._matvec(
+        gate = self._matvec(
             _weight(block.ple_gate),
             gated,
             shape.ple_dim,
-            after_mlp,
+            self.mlp_out if prologue else after_mlp,
             epilogue=fk.PLE_GATE,
             aux=self.ple,
             aux2=model.ple_projection_norm,
@@ -583,6 +606,13 @@ class FusedDecodeStep:
             out_scale=2.0**-0.5,
             scale=_scale(block.ple_gate),
         )
+        if prologue:
+            # Every program rebuilds the stream after the MLP from down's output; the first
+            # stores it for the PLE projection's finalizer.
+            gate.pro_final = True
+            gate.args["res_ptr"], gate.args["gpost_ptr"] = after_attention, block.post_mlp_norm
+            gate.args["res_out_ptr"] = after_mlp
+            gate.config = MatvecConfig(1, gate.hidden_block, 4)
         projection = _weight(block.ple_projection)
         after_layer = self._new(hidden)
         self._matvec(
@@ -740,11 +770,13 @@ class FusedDecodeStep:
         return {launch.key: asdict(launch.config) for launch in self.matvecs}
 
     def use_configs(self, configs: dict[str, dict[str, int]]) -> int:
-        """Apply saved configs to the shapes they name; how many launches changed."""
+        """Apply saved configs to the shapes they name (those a launch can run); how many
+        launches changed."""
         changed = 0
         for launch in self.matvecs:
-            if launch.key in configs:
-                launch.config = MatvecConfig(**configs[launch.key])
+            config = MatvecConfig(**configs[launch.key]) if launch.key in configs else None
+            if config is not None and launch.accepts(config):
+                launch.config = config
                 changed += 1
         return changed
 
@@ -765,7 +797,7 @@ class FusedDecodeStep:
                 launch.weight.clone() for _ in range(min(15, -(-TUNE_BYTES // size) - 1))
             ]
             timings = []
-            for config in candidate_configs(launch.rows, launch.k):
+            for config in filter(launch.accepts, candidate_configs(launch.rows, launch.k)):
                 launch.config = config
 
                 def body(launch: _Matvec = launch, copies: list[torch.Tensor] = copies) -> None:
@@ -829,7 +861,8 @@ class FusedDecodeStep:
         for key in sorted(by_key, key=streamed, reverse=True)[:keys]:
             launches = by_key[key]
             timings: list[tuple[float, MatvecConfig]] = []
-            for config in candidate_configs(launches[0].rows, launches[0].k, sms):
+            shape_configs = candidate_configs(launches[0].rows, launches[0].k, sms)
+            for config in filter(launches[0].accepts, shape_configs):
                 for launch in launches:
                     launch.config = config
                 timings.append((step_ms(), config))

@@ -128,8 +128,10 @@ if HAVE_TRITON:
         F_PRE_NORM: tl.constexpr,
         HB: tl.constexpr,
         KEEP: tl.constexpr,
+        write=True,
     ):
         """res_out = (res + rmsnorm(y) * g_post) * scalar; xin = rmsnorm(res_out) * g_pre.
+        Returns res_out (float32, HB lanes, zero past HID); stores it only where `write`.
 
         KEEP is the L2 eviction policy for the norm weights ("evict_last" keeps them resident
         while the streamed weights pass by, "" leaves the default)."""
@@ -161,10 +163,11 @@ if HAVE_TRITON:
             h = _rnd(h + _rnd(d * r1 * g, DT), DT)
         if F_HAS_SCALAR:
             h = _rnd(h * scalar, DT)
-        tl.store(res_out_ptr + offs, h.to(DT), mask=ok)
+        tl.store(res_out_ptr + offs, h.to(DT), mask=ok & write)
         if F_PRE_NORM:
             r2 = 1.0 / tl.sqrt(tl.sum(h * h, axis=0) / HID + eps)
             tl.store(xin_ptr + offs, _rnd(h * r2 * g2, DT).to(DT), mask=ok)
+        return h
 
     @triton.jit
     def _ple_gate(
@@ -336,6 +339,7 @@ if HAVE_TRITON:
         KEEP: tl.constexpr,
         SKIP_FINAL: tl.constexpr = 0,
         FLAT: tl.constexpr = 0,
+        PRO_FINAL: tl.constexpr = False,
     ):
         """y[NR] = W[NR (x2 for GEGLU), K] @ x, then an epilogue; with FINAL, the last
         program to finish also rebuilds the residual stream for the next stage.
@@ -346,6 +350,11 @@ if HAVE_TRITON:
         F_PRE_NORM also xin = rmsnorm(res_out) * g_pre: the next mat-vec's input. Only one
         program does this (the last to arrive at counter_ptr), so no mat-vec recomputes a
         norm, and with PDL the next kernel's first weight loads overlap it.
+
+        PRO_FINAL: the previous mat-vec's finalizer is this one's prologue, done by every
+        program: x = res + rmsnorm(x_ptr's delta) * g_post (res_ptr, gpost_ptr), which the
+        first program also stores into res_out_ptr. Needs one column tile (BK >= HB, FLAT 0),
+        and saves a launch and a round trip for a mat-vec of few programs (the PLE gate).
 
         FLAT (1): the grid is one wave of programs, each taking a contiguous run of the row
         blocks and streaming them tile after tile, the next tile's load issued before this
@@ -417,7 +426,30 @@ if HAVE_TRITON:
         if EMBED_INPUT:
             x_base = x_ptr + tok * K
         if FLAT == 0:
-            x = tl.load(x_base + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
+            if PRO_FINAL:
+                x = _finalize(
+                    x_ptr,
+                    tok,
+                    res_ptr,
+                    gpost_ptr,
+                    scalar_ptr,
+                    gpre_ptr,
+                    res_out_ptr,
+                    xin_ptr,
+                    HID,
+                    res_scale,
+                    eps,
+                    DT,
+                    False,
+                    True,
+                    False,
+                    False,
+                    BK,
+                    KEEP,
+                    pid == 0,
+                )
+            else:
+                x = tl.load(x_base + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
             if EMBED_INPUT:
                 x = _rnd(x * res_scale, DT)
             acc += _widen(w_first, QUANT) * x[None, :]
