@@ -80,17 +80,17 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
 
 
 @pytest.mark.parametrize(
-    ("width", "splits", "row_values", "int8", "cache_hints", "finalize_launch"),
+    ("width", "splits", "row_values", "int8", "cache_hints", "finalize_launch", "merge_launch"),
     [
-        (2, None, 0, False, True, True),
-        (4, ONE_SPLIT, 64, False, False, False),
-        (9, MANY_SPLITS, 256, False, True, True),
-        (5, None, 0, True, True, False),
+        (2, None, 0, False, True, True, True),
+        (4, ONE_SPLIT, 64, False, False, False, True),
+        (9, MANY_SPLITS, 256, False, True, True, False),
+        (5, None, 0, True, True, False, True),
     ],
     ids=[
         "w2",
         "w4-one-split-query-chunks-counter-finalizers",
-        "w9-many-splits-query-chunks",
+        "w9-many-splits-query-chunks-counter-merge",
         "w5-int8-counter-finalizers",
     ],
 )
@@ -104,13 +104,14 @@ def test_fused_verify_equals_the_unfused_forward(
     int8: bool,
     cache_hints: bool,
     finalize_launch: bool,
+    merge_launch: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Tokens, every cache entry, the ring's position map and the kept hidden states equal
     the unfused step's after each of three steps. `row_values` (the attention rows x head
     dims of a program) divides attention's queries into several programs; with int8 the
     mat-mats read `Int8Linear` codes and scales; without `finalize_launch` the mat-mats' last
-    programs finalize (behind a counter)."""
+    programs finalize, and without `merge_launch` the last split merges (behind counters)."""
     from swarmlab.engine.fast import fused_verify
     from swarmlab.engine.fast.fused_verify import FusedVerifyStep
     from swarmlab.engine.quant import Int8Linear, swap_linears
@@ -124,14 +125,22 @@ def test_fused_verify_equals_the_unfused_forward(
     if int8:
         assert swap_linears(decoder, Int8Linear, use_kernel=False) > 0
     step = FusedVerifyStep(
-        decoder, width, splits=splits, cache_hints=cache_hints, finalize_launch=finalize_launch
+        decoder,
+        width,
+        splits=splits,
+        cache_hints=cache_hints,
+        finalize_launch=finalize_launch,
+        merge_launch=merge_launch,
     )
     if row_values:
         assert fused_verify.query_chunks(width, 2, 16)[0] > 1
-    # q/k prep, attention, 6 mat-mats and (finalize_launch) 3 finalizers a layer; the PLE
-    # model projection (and its finalizer), lm_head, finish and the copy of the kept states.
+    # q/k prep, attention, 6 mat-mats, (finalize_launch) 3 finalizers and (merge_launch, on
+    # layers of more than one split) a merge a layer; the PLE model projection (and its
+    # finalizer), lm_head, finish and the copy of the kept states.
     per_layer, outside = (11, 5) if finalize_launch else (8, 4)
-    assert len(step.launches) == per_layer * decoder.shape.num_layers + outside
+    kinds = decoder.shape.layer_types
+    merges = sum(step.splits[kind] > 1 for kind in kinds) if merge_launch else 0
+    assert len(step.launches) == per_layer * len(kinds) + merges + outside
     hidden_out, hidden_positions = decoder.hidden_out, decoder.hidden_positions
     assert hidden_out is not None and hidden_positions is not None
     for prompt in prompts:

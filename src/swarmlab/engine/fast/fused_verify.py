@@ -1,5 +1,5 @@
-"""The fused verify step: W tokens of a Gemma-4 decoder in 11 Triton launches a layer (8 with
-the finalizers inside the mat-mats), every weight read once.
+"""The fused verify step: W tokens of a Gemma-4 decoder in 12 Triton launches a layer (8 with
+the finalizers inside the mat-mats and the merge inside attention), every weight read once.
 
 Speculative decoding verifies K drafts with one step over W = K + 1 tokens at consecutive
 positions; the fused decode step (`fused.py`) is latency-bound, so a step that streams the same
@@ -11,22 +11,23 @@ not copied). Per layer:
 2. q/k prep (`verify_prep_kernel`): the W queries normed and rotated into a buffer, the W new
    keys and values into the cache (layers that own one);
 3. attention (`verify_attention_kernel`): split-KV flash decoding over (KV head, split, chunk
-   of queries), every query masked to the positions it sees, this step's keys included; the
-   last split of each (KV head, chunk) merges;
+   of queries), every query masked to the positions it sees, this step's keys included;
+   then the decode step's `merge_kernel` merges the splits, one program a (query, head);
 4. o, then its finalizer (`verify_finalize_kernel`, one program a column): the residual
    stream and the MLP's normed input of every column; 5. gate+up with GeGLU; 6. down, then
    its finalizer (residual); 7. PLE gate (each column's own token); 8. PLE projection, then
    its finalizer (residual, layer scalar, the next layer's normed input).
 
-With `finalize_launch=False` the last program of each of those mat-mats finalizes instead,
-found through a counter (the decode step's former layout; prediction 23 of
-docs/engine-performance.md found the counters costly there). Before the layers the
-per-layer-embedding projection reads the W embedding rows (its finalizer writes the residual
-streams and layer 0's input); after them the lm_head keeps each column's softcapped block
-maxima and `verify_finish_kernel` writes the greedy token after each position into `out` and
-the W positions into the ring's position map. So one call computes exactly
-`FastDecoder.forward(ids, positions)`, into the same cache, in 11 * layers + 4 launches
-(8 * layers + 3 without finalize launches).
+With `finalize_launch=False` the last program of each of those mat-mats finalizes instead, and
+with `merge_launch=False` the last split of each (KV head, chunk) merges, each found through a
+counter (the decode step's former layout; predictions 23 and 25 of docs/engine-performance.md
+found the counters costly there). Before the layers the per-layer-embedding projection reads
+the W embedding rows (its finalizer writes the residual streams and layer 0's input); after
+them the lm_head keeps each column's softcapped block maxima and `verify_finish_kernel` writes
+the greedy token after each position into `out` and the W positions into the ring's position
+map. So one call computes exactly `FastDecoder.forward(ids, positions)`, into the same cache,
+in 12 * layers + 4 launches (8 * layers + 3 without finalize and merge launches; no merge on
+layers whose attention has one split).
 
 Positions are consecutive (pos..pos+W-1, as every caller passes them); W may be 1..16 and at
 most the cache's `max_step_tokens`, so the W keys go straight into the sliding ring without
@@ -153,28 +154,33 @@ class FusedVerifyStep:
         splits: dict[str, int] | None = None,
         key_blocks: dict[str, int] | None = None,
         finalize_launch: bool = True,
+        merge_launch: bool = True,
     ) -> None:
         _check_supported(model, width)
         self.model, self.width, self.shape = model, width, model.shape
         # Residual finalizers as launches of their own, one program a column, instead of the
         # last mat-mat program behind a counter (the decode step's `finalize_launch`).
         self.finalize_launch = finalize_launch
+        # Attention's splits merged by a launch of their own (the decode step's `merge_kernel`,
+        # one program a query and head) instead of the last split behind a counter.
+        self.merge_launch = merge_launch
         self.use_pdl = use_pdl and model.device.type == "cuda"
         device = model.device
         self.ids = ids if ids is not None else self._new(width, dt=torch.long)
         self.positions = positions if positions is not None else torch.arange(width, device=device)
         self.out = out if out is not None else self._new(width, dt=torch.long)
+        # The decode step's attention defaults (32/64 splits of 32-key blocks; 2 of 16 under
+        # the interpreter), not yet timed for the verify step.
         self.splits = {
-            kind: 2 if fk.INTERPRETED else (8 if kind == SLIDING else 16)
+            kind: 2 if fk.INTERPRETED else (32 if kind == SLIDING else 64)
             for kind in self.shape.attention
         } | (splits or {})
         for kind, runs in self.splits.items():
             if runs < 1 or runs & (runs - 1):
                 raise ValueError(f"attention splits must be a power of two, got {kind}={runs}")
-        self.key_blocks = {
-            kind: 16 if fk.INTERPRETED else (64 if geometry.head_dim <= 256 else 32)
-            for kind, geometry in self.shape.attention.items()
-        } | (key_blocks or {})
+        self.key_blocks = {kind: 16 if fk.INTERPRETED else 32 for kind in self.shape.attention} | (
+            key_blocks or {}
+        )
         self.launches: list[Callable[[], None]] = []
         self.matmats: list[_Matmat] = []
         self._allocate()
@@ -492,6 +498,7 @@ class FusedVerifyStep:
         chunks, per_chunk = query_chunks(width, group, head_dim)
         rows = max(16, _pow2(per_chunk * group))
         splits, block_s = self.splits[kind], self.key_blocks[kind]
+        merge_launch = self.merge_launch and splits > 1
         counters = self.counters[index]
 
         def attend() -> None:
@@ -517,13 +524,29 @@ class FusedVerifyStep:
                 SLIDING=kind == SLIDING,
                 HEADS=heads,
                 IEEE=self.model.dtype == torch.float32,
+                MERGE_LAUNCH=merge_launch,
                 USE_PDL=self.use_pdl,
                 num_warps=8 if rows * head_dim >= 8192 else 4,
                 num_stages=1,
                 **extra,
             )
 
-        self.launches += [prep, attend]
+        def merge() -> None:
+            # Partials of (query, head) sit where the decode step's are for head
+            # query * heads + head, and so does its output row: the same kernel merges them.
+            fk.merge_kernel[(width * heads,)](
+                self.m_part,
+                self.l_part,
+                self.acc_part,
+                self.attn_out,
+                SPLITS=splits,
+                D=head_dim,
+                USE_PDL=self.use_pdl,
+                num_warps=8 if splits * head_dim > 4096 else 4,
+                **extra,
+            )
+
+        self.launches += [prep, attend, merge] if merge_launch else [prep, attend]
 
     def _finish(self) -> None:
         extra = {"launch_pdl": True} if self.use_pdl else {}

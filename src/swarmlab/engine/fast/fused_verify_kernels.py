@@ -13,7 +13,8 @@
 - `verify_attention_kernel` is split-KV flash decoding for a chunk of queries and the query
   heads of one KV head at once: rows are (query, head) pairs, keys the union of the positions
   the chunk's queries see, each row masked to its own (causal, and the window on sliding
-  layers). The last split of a (KV head, chunk) to finish merges the partials.
+  layers). The last split of a (KV head, chunk) to finish merges the partials, or the decode
+  step's `merge_kernel` does in a launch of its own.
 - `verify_finish_kernel` reduces each column's argmax blocks into the output tokens and
   records the W positions in the sliding ring's position map.
 
@@ -603,6 +604,7 @@ if HAVE_TRITON:
         SLIDING: tl.constexpr,
         HEADS: tl.constexpr,
         IEEE: tl.constexpr,
+        MERGE_LAUNCH: tl.constexpr,
         USE_PDL: tl.constexpr,
     ):
         """Queries chunk * QB .. (at most W) against the cache, for the GROUP query heads of KV
@@ -612,8 +614,10 @@ if HAVE_TRITON:
         Row r of the tile is query chunk * QB + r // GROUP, head r % GROUP of the KV head (RB
         rows, a power of two >= 16). Query i at position p_i sees keys at positions <= p_i
         (and > p_i - window on sliding layers), slot p % slots; the prep launch has written
-        this step's keys. Partials are kept per (query, head, split); the last split of a
-        (KV head, chunk) to finish merges them (SPLITS == 1: written directly).
+        this step's keys. Partials are kept per (query, head, split), at (query * HEADS +
+        head) * SPLITS + split; the last split of a (KV head, chunk) to finish merges them, or
+        with MERGE_LAUNCH the decode step's `merge_kernel` does, a launch of its own with one
+        program a (query, head) (SPLITS == 1: written directly).
         """
         DT: tl.constexpr = out_ptr.dtype.element_ty
         kvh = tl.program_id(0)
@@ -665,28 +669,33 @@ if HAVE_TRITON:
             tl.store(l_ptr + part + split, total, mask=row_ok)
             partial = acc_ptr + (part + split).to(tl.int64)[:, None] * D + dims[None, :]
             tl.store(partial, acc, mask=row_ok[:, None])
-            counter = counter_ptr + kvh * tl.num_programs(2) + chunk
-            arrived = tl.atomic_add(counter, 1, sem="acq_rel")
-            if arrived == SPLITS - 1:
-                splits = tl.arange(0, SPLITS)
-                parts = part[:, None] + splits[None, :]
-                ms = tl.load(m_ptr + parts, mask=row_ok[:, None], other=0.0, cache_modifier=".cg")
-                ls = tl.load(l_ptr + parts, mask=row_ok[:, None], other=1.0, cache_modifier=".cg")
-                scale = tl.exp(ms - tl.max(ms, axis=1)[:, None])
-                merged = tl.zeros((RB, D), dtype=tl.float32)
-                for s in tl.static_range(SPLITS):
-                    weight = tl.sum(tl.where(splits[None, :] == s, scale, 0.0), axis=1)
-                    values = tl.load(
-                        acc_ptr + (part + s).to(tl.int64)[:, None] * D + dims[None, :],
-                        mask=row_ok[:, None],
-                        other=0.0,
-                        cache_modifier=".cg",
+            if not MERGE_LAUNCH:
+                counter = counter_ptr + kvh * tl.num_programs(2) + chunk
+                arrived = tl.atomic_add(counter, 1, sem="acq_rel")
+                if arrived == SPLITS - 1:
+                    splits = tl.arange(0, SPLITS)
+                    parts = part[:, None] + splits[None, :]
+                    ms = tl.load(
+                        m_ptr + parts, mask=row_ok[:, None], other=0.0, cache_modifier=".cg"
                     )
-                    merged += values * weight[:, None]
-                merged = merged / tl.sum(scale * ls, axis=1)[:, None]
-                tl.store(out_ptr + out_rows, merged.to(DT), mask=row_ok[:, None])
-                # Every split has arrived; kernel completion publishes the reset.
-                tl.store(counter, 0)
+                    ls = tl.load(
+                        l_ptr + parts, mask=row_ok[:, None], other=1.0, cache_modifier=".cg"
+                    )
+                    scale = tl.exp(ms - tl.max(ms, axis=1)[:, None])
+                    merged = tl.zeros((RB, D), dtype=tl.float32)
+                    for s in tl.static_range(SPLITS):
+                        weight = tl.sum(tl.where(splits[None, :] == s, scale, 0.0), axis=1)
+                        values = tl.load(
+                            acc_ptr + (part + s).to(tl.int64)[:, None] * D + dims[None, :],
+                            mask=row_ok[:, None],
+                            other=0.0,
+                            cache_modifier=".cg",
+                        )
+                        merged += values * weight[:, None]
+                    merged = merged / tl.sum(scale * ls, axis=1)[:, None]
+                    tl.store(out_ptr + out_rows, merged.to(DT), mask=row_ok[:, None])
+                    # Every split has arrived; kernel completion publishes the reset.
+                    tl.store(counter, 0)
 
     @triton.jit
     def verify_finish_kernel(
