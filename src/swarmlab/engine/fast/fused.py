@@ -283,7 +283,7 @@ class FusedDecodeStep:
         final_ablate: int = 0,
         finalize_launch: bool = True,
         merge_launch: bool = True,
-        ple_gate_prologue: bool = False,
+        ple_gate_prologue: bool = True,
     ) -> None:
         if not fk.HAVE_TRITON:
             raise FusedUnsupportedError("the fused decode step needs triton")
