@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,6 +185,8 @@ def test_unsupported_widths_and_tiles_are_refused(tiny_target: Any) -> None:
     assert "W=3" in key
     with pytest.raises(ValueError, match="at least 16 rows"):
         step.use_configs({key: {"block_n": 8, "block_k": 64, "warps": 4}})
+    with pytest.raises(ValueError, match="one-wave"):
+        step.use_configs({key: {"block_n": 16, "block_k": 64, "warps": 4, "programs": 132}})
     assert step.use_configs({key: {"block_n": 32, "block_k": 16, "warps": 4}}) == 1
     assert step.configs()[key]["block_n"] == 32
 
@@ -291,3 +294,26 @@ def test_the_assistant_speculator_reads_the_fused_steps_kept_states(
     (states, positions), (unfused_states, unfused_positions) = kept
     assert positions is not None and torch.equal(positions, unfused_positions)
     torch.testing.assert_close(states, unfused_states, rtol=1e-4, atol=1e-4)
+
+
+def test_the_fast_backend_speculates_through_the_fused_verify_step(tiny_model_dir: Path) -> None:
+    """SWARMLAB_FAST_FUSED=1 with prompt lookup: the backend's runner verifies fused, and its
+    tokens equal the reference backend's (CPU under the interpreter, or CUDA)."""
+    from swarmlab.engine.backend import BackendOptions, create_backend
+    from swarmlab.engine.fast.backend import FastBackend
+
+    device = "cuda" if CUDA else "cpu"
+    options = BackendOptions(tiny_model_dir, device=device, dtype="float32", prefill_chunk=16)
+    env = {
+        "SWARMLAB_FAST_FUSED": "1",
+        "SWARMLAB_FAST_DRAFT": "ngram",
+        "SWARMLAB_FAST_K": "3",
+        "SWARMLAB_FAST_KERNELS": "torch",
+        "SWARMLAB_FAST_COMPILE": "0",
+        "SWARMLAB_FAST_MAX_CONTEXT": "128",
+    }
+    fast = FastBackend.from_options(options, env)
+    assert sorted(fast.runner.fused_verify) == [4]
+    prompt = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 3  # longer than the sliding window
+    reference = create_backend("reference", options)
+    assert fast.generate(prompt, NEW_TOKENS, None) == reference.generate(prompt, NEW_TOKENS, None)

@@ -12,7 +12,7 @@ them in its `env` map), declared once in `FastOptions`:
 | `SWARMLAB_FAST_K` | 4 | speculative tokens per step |
 | `SWARMLAB_FAST_COMPILE_DRAFT` | `0` | torch.compile an MTP assistant's K-step proposal (before CUDA-graph capture) |
 | `SWARMLAB_FAST_SPEC_GRAPH` | `1` on CUDA, else `0` | with a draft checkpoint or an MTP assistant: run draft, verification and acceptance as one captured step (`fast/spec_graph.py`, `fast/assistant.py`) instead of the host loop |
-| `SWARMLAB_FAST_FUSED` | `0` | `1`: decode with the fused Triton step (`fused.py`; CUDA and triton) |
+| `SWARMLAB_FAST_FUSED` | `0` | `1`: decode with the fused Triton step (`fused.py`; CUDA and triton), and verify drafts with the fused verify step (`fused_verify.py`) |
 | `SWARMLAB_FAST_PDL` | `0` | `1`: launch the fused step's kernels with programmatic dependent launch |
 | `SWARMLAB_FAST_TUNE` | `0` | `1`: time tile configs for each fused mat-vec at start (about a minute) |
 """

@@ -583,15 +583,16 @@ class FusedVerifyStep:
 
     def use_configs(self, configs: dict[str, dict[str, int]]) -> int:
         """Apply saved configs to the shapes they name; how many launches changed. A config
-        whose tile `tl.dot` cannot take (under 16 rows or columns) is refused."""
+        whose tile `tl.dot` cannot take (under 16 rows or columns), or a one-wave config
+        (`programs`, which only the decode step's mat-vec has), is refused."""
         changed = 0
         for launch in self.matmats:
             if launch.key in configs:
                 config = MatvecConfig(**configs[launch.key])
-                if config.block_n < 16 or config.block_k < 16:
+                if config.block_n < 16 or config.block_k < 16 or config.programs:
                     raise ValueError(
                         f"{launch.key}: mat-mat tiles need at least 16 rows and 16 columns "
-                        f"(tl.dot), got {config}"
+                        f"(tl.dot) and no one-wave `programs`, got {config}"
                     )
                 launch.config = config
                 changed += 1
