@@ -277,6 +277,8 @@ def test_the_assistant_speculator_reads_the_fused_steps_kept_states(
     from swarmlab.engine.fast.assistant import AssistantSpeculator, MtpAssistant
 
     assistant_model = tiny_assistant(tiny_target.config, seed=3)
+    if CUDA:
+        assistant_model = assistant_model.to(DEVICE)
     found, kept = [], []
     for fused in (FusedSettings(), None):
         decoder = _decoder(tiny_target)
