@@ -69,13 +69,13 @@ FINAL_CHUNK_VALUES = 4096
 
 
 def default_config(rows: int, k: int) -> MatvecConfig:
-    """Mat-mat tile: 16 weight rows (the least `tl.dot` takes) by 256 columns, 32 rows on the
-    lm_head-sized matrices; on CPU, under the interpreter, as few programs as possible.
-    Untuned: a starting point that `use_configs` replaces."""
+    """Mat-mat tile: 32 weight rows by 256 columns, the fastest of `engine_fused.py
+    --verify-tiles`' candidates applied to every mat-mat at once for widths 2 to 5 on an
+    H200 (W = 2: 4.96 ms a verify step against 5.71 with 16 rows); on CPU, under the
+    interpreter, as few programs as possible. `use_configs` replaces it per shape."""
     if fk.INTERPRETED:
         return MatvecConfig(max(16, min(64, _pow2(rows))), max(16, min(256, _pow2(k))), 4)
-    block_n = 32 if rows >= 65536 else 16
-    return MatvecConfig(block_n, max(16, min(256, _pow2(k))), 4)
+    return MatvecConfig(32, max(16, min(256, _pow2(k))), 4)
 
 
 class _Matmat:
