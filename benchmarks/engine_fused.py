@@ -13,7 +13,9 @@ counts, early loads, and parts of the kernel left out; `attention_variants`) and
 `--verify-widths 2-9` instead times, with PDL at position 1024, the fused decode step and the
 fused verify step (`fused_verify.py`) of each width in CUDA graphs, prints both and their ratio
 (what a speculative step costs against a decode step), and stops; `--verify-tiles` also tries
-a few mat-mat tiles per width (all mat-mats at once) and reports the fastest.
+a few mat-mat tiles per width (all mat-mats at once) and reports the fastest. The width is a
+compile-time constant of every verify kernel, so each width compiles its own ~20 kernels (the
+mat-mats again per tile): sweep tiles on one or two widths (`--verify-widths 4,9 --verify-tiles`).
 Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
        [--only-variants] [--only-attention] [--tune-in-step tiles.json] [--int8]
        [--verify-widths 2-9 [--verify-tiles]] [--out report.json]
@@ -395,7 +397,8 @@ def main() -> None:
     parser.add_argument(
         "--verify-tiles",
         action="store_true",
-        help="with --verify-widths: also time a few mat-mat tiles (VERIFY_TILES) per width",
+        help="with --verify-widths: also time a few mat-mat tiles (VERIFY_TILES) per width "
+        "(each compiles every mat-mat again: give one or two widths)",
     )
     args = parser.parse_args()
     device = torch.device("cuda")
