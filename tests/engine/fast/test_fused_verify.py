@@ -162,9 +162,12 @@ def test_fused_verify_equals_the_unfused_forward(
             step()
             got.append(step.out.tolist())
         assert got == expected
+        # Float32 summation order: compiled on an H200, one int8 value in 768 was 1.03e-5
+        # from the unfused one (both near zero), so 2e-5 there.
+        close = {"rtol": 1e-4, "atol": 2e-5 if int8 and CUDA else 1e-5}
         for layer, (keys, values) in _cache_snapshot(decoder).items():
-            torch.testing.assert_close(keys, expected_cache[layer][0], rtol=1e-4, atol=1e-5)
-            torch.testing.assert_close(values, expected_cache[layer][1], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(keys, expected_cache[layer][0], **close)
+            torch.testing.assert_close(values, expected_cache[layer][1], **close)
         assert torch.equal(decoder.cache.slot_positions, expected_slots)
         torch.testing.assert_close(hidden_out[:width], expected_hidden, rtol=1e-4, atol=1e-4)
         assert hidden_positions[:width].tolist() == steps[-1][1].tolist()
