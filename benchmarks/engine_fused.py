@@ -16,9 +16,11 @@ fused verify step (`fused_verify.py`) of each width in CUDA graphs, prints both 
 a few mat-mat tiles per width (all mat-mats at once) and reports the fastest. The width is a
 compile-time constant of every verify kernel, so each width compiles its own ~20 kernels (the
 mat-mats again per tile): sweep tiles on one or two widths (`--verify-widths 4,9 --verify-tiles`).
+`--verify-fma` also times the variant whose mat-mats multiply in float32 per column (the
+mat-vec's way) instead of through `tl.dot` on 16 padded columns.
 Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
        [--only-variants] [--only-attention] [--tune-in-step tiles.json] [--int8]
-       [--verify-widths 2-9 [--verify-tiles]] [--out report.json]
+       [--verify-widths 2-9 [--verify-tiles] [--verify-fma]] [--out report.json]
 """
 
 from __future__ import annotations
@@ -287,11 +289,13 @@ def verify_widths(
     widths: list[int],
     steps: int,
     sweep_tiles: bool = False,
+    fma: bool = False,
 ) -> dict[str, Any]:
     """With PDL at position 1024: the fused decode step, then the fused verify step of each
     width (positions 1024..1024+W-1), each as the median replay of a CUDA graph; the ratio
     is verify / decode. Verify mat-mats use their default tiles unless `configs` names them;
-    `sweep_tiles` also times VERIFY_TILES per width and reports the fastest."""
+    `sweep_tiles` also times VERIFY_TILES per width and reports the fastest, `fma` the step
+    whose mat-mats multiply in float32 per column instead of `tl.dot` (`tensor_cores=False`)."""
     device = fast.device
     state, history = step_state(device)
     decode = FusedDecodeStep(fast, *state, history, use_pdl=True)
@@ -324,6 +328,17 @@ def verify_widths(
             )
         row["launches"] = len(step.launches)
         row["configs"] = step.configs()
+        if fma:
+            plain = FusedVerifyStep(fast, width, use_pdl=True, tensor_cores=False)
+            plain.use_configs(configs)
+            plain.positions.copy_(step.positions)
+            with torch.inference_mode():
+                row["fma_ms"] = fma_ms = graph_ms(plain.launches, steps)
+            row["fma_ratio"] = fma_ms / decode_ms
+            print(
+                f"   without tensor cores: {fma_ms:.3f} ms, {fma_ms / decode_ms:.2f}x decode",
+                flush=True,
+            )
         found["widths"][str(width)] = row
     return found
 
@@ -400,6 +415,12 @@ def main() -> None:
         help="with --verify-widths: also time a few mat-mat tiles (VERIFY_TILES) per width "
         "(each compiles every mat-mat again: give one or two widths)",
     )
+    parser.add_argument(
+        "--verify-fma",
+        action="store_true",
+        help="with --verify-widths: also time the verify step whose mat-mats multiply in "
+        "float32 per column, without tensor cores (FusedVerifyStep(tensor_cores=False))",
+    )
     args = parser.parse_args()
     device = torch.device("cuda")
     model = random_transformers_model("gemma-4-e4b", device, seed=0)
@@ -416,7 +437,7 @@ def main() -> None:
     if args.verify_widths:
         found = {
             "verify": verify_widths(
-                fast, configs, args.verify_widths, args.steps, args.verify_tiles
+                fast, configs, args.verify_widths, args.steps, args.verify_tiles, args.verify_fma
             )
         }
         if args.out:

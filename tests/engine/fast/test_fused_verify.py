@@ -81,18 +81,20 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
 
 
 @pytest.mark.parametrize(
-    ("width", "splits", "row_values", "int8", "cache_hints", "finalize_launch", "merge_launch"),
+    ("width", "splits", "row_values", "int8", "cache_hints", "launches", "tensor_cores"),
     [
-        (2, None, 0, False, True, True, True),
+        (2, None, 0, False, True, True, False),
         (4, ONE_SPLIT, 64, False, False, False, True),
-        (9, MANY_SPLITS, 256, False, True, True, False),
+        (9, MANY_SPLITS, 256, False, True, True, True),
         (5, None, 0, True, True, False, True),
+        (3, None, 0, True, True, True, False),
     ],
     ids=[
-        "w2",
-        "w4-one-split-query-chunks-counter-finalizers",
-        "w9-many-splits-query-chunks-counter-merge",
-        "w5-int8-counter-finalizers",
+        "w2-fma",
+        "w4-one-split-query-chunks-counters",
+        "w9-many-splits-query-chunks",
+        "w5-int8-counters",
+        "w3-int8-fma",
     ],
 )
 @torch.inference_mode()
@@ -104,15 +106,16 @@ def test_fused_verify_equals_the_unfused_forward(
     row_values: int,
     int8: bool,
     cache_hints: bool,
-    finalize_launch: bool,
-    merge_launch: bool,
+    launches: bool,
+    tensor_cores: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Tokens, every cache entry, the ring's position map and the kept hidden states equal
     the unfused step's after each of three steps. `row_values` (the attention rows x head
     dims of a program) divides attention's queries into several programs; with int8 the
-    mat-mats read `Int8Linear` codes and scales; without `finalize_launch` the mat-mats' last
-    programs finalize, and without `merge_launch` the last split merges (behind counters)."""
+    mat-mats read `Int8Linear` codes and scales; without `launches` the mat-mats' last programs
+    finalize and attention's last split merges (behind counters) instead of launches of their
+    own; without `tensor_cores` the mat-mats multiply in float32 per column (no `tl.dot`)."""
     from swarmlab.engine.fast import fused_verify
     from swarmlab.engine.fast.fused_verify import FusedVerifyStep
     from swarmlab.engine.quant import Int8Linear, swap_linears
@@ -130,17 +133,18 @@ def test_fused_verify_equals_the_unfused_forward(
         width,
         splits=splits,
         cache_hints=cache_hints,
-        finalize_launch=finalize_launch,
-        merge_launch=merge_launch,
+        finalize_launch=launches,
+        merge_launch=launches,
+        tensor_cores=tensor_cores,
     )
     if row_values:
         assert fused_verify.query_chunks(width, 2, 16)[0] > 1
     # q/k prep, attention, 6 mat-mats, (finalize_launch) 3 finalizers and (merge_launch, on
     # layers of more than one split) a merge a layer; the PLE model projection (and its
     # finalizer), lm_head, finish and the copy of the kept states.
-    per_layer, outside = (11, 5) if finalize_launch else (8, 4)
+    per_layer, outside = (11, 5) if launches else (8, 4)
     kinds = decoder.shape.layer_types
-    merges = sum(step.splits[kind] > 1 for kind in kinds) if merge_launch else 0
+    merges = sum(step.splits[kind] > 1 for kind in kinds) if launches else 0
     assert len(step.launches) == per_layer * len(kinds) + merges + outside
     hidden_out, hidden_positions = decoder.hidden_out, decoder.hidden_positions
     assert hidden_out is not None and hidden_positions is not None
@@ -163,13 +167,19 @@ def test_fused_verify_equals_the_unfused_forward(
             got.append(step.out.tolist())
         assert got == expected
         # Float32 summation order: compiled on an H200, one int8 value in 768 was 1.03e-5
-        # from the unfused one (both near zero), so 2e-5 there.
-        close = {"rtol": 1e-4, "atol": 2e-5 if int8 and CUDA else 1e-5}
+        # from the unfused one (both near zero), so 2e-5 there; products summed per column
+        # (no tensor cores) move the deep layers' keys by a few 1e-5 on this sensitive model.
+        close = (
+            {"rtol": 1e-4, "atol": 2e-5 if int8 and CUDA else 1e-5}
+            if tensor_cores
+            else {"rtol": 1e-3, "atol": 5e-5}
+        )
+        close_hidden = {"rtol": 1e-4 if tensor_cores else 1e-3, "atol": 1e-4}
         for layer, (keys, values) in _cache_snapshot(decoder).items():
             torch.testing.assert_close(keys, expected_cache[layer][0], **close)
             torch.testing.assert_close(values, expected_cache[layer][1], **close)
         assert torch.equal(decoder.cache.slot_positions, expected_slots)
-        torch.testing.assert_close(hidden_out[:width], expected_hidden, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(hidden_out[:width], expected_hidden, **close_hidden)
         assert hidden_positions[:width].tolist() == steps[-1][1].tolist()
         assert (hidden_positions[width:] == -1).all()
 

@@ -7,7 +7,8 @@ weights once for W tokens should cost little more than it. `FusedVerifyStep` is 
 out like `FusedDecodeStep` from a `FastDecoder`'s own weights, rope tables and KV cache (shared,
 not copied). Per layer:
 
-1. qkv mat-mat (`matmat_kernel`: weight tiles times the W columns, `tl.dot`);
+1. qkv mat-mat (`matmat_kernel`: weight tiles times the W columns, `tl.dot`; with
+   `tensor_cores=False`, float32 products per column as the decode step's mat-vec does);
 2. q/k prep (`verify_prep_kernel`): the W queries normed and rotated into a buffer, the W new
    keys and values into the cache (layers that own one);
 3. attention (`verify_attention_kernel`): split-KV flash decoding over (KV head, split, chunk
@@ -55,6 +56,7 @@ from swarmlab.engine.fast.fused import (
     _scale,
     _weight,
 )
+from swarmlab.engine.fast.fused import default_config as matvec_config
 from swarmlab.engine.fast.model import Block, FastDecoder
 
 # The widest step: its columns are padded to a power of two for `tl.dot`, at least 16.
@@ -78,6 +80,23 @@ def default_config(rows: int, k: int) -> MatvecConfig:
     return MatvecConfig(32, max(16, min(256, _pow2(k))), 4)
 
 
+# Float32 products a program of the mat-mat's FMA variant keeps (rows x columns a tile x
+# activation columns), like the decode step's mat-vec tiles of 4,096-8,192 values.
+FMA_TILE_VALUES = 8192
+
+
+def fma_config(rows: int, k: int, columns: int) -> MatvecConfig:
+    """Tile of the mat-mat without tensor cores (`tensor_cores=False`): the decode step's
+    mat-vec tile for this shape, its columns narrowed until rows x columns x the W activation
+    columns (padded to a power of two) fit FMA_TILE_VALUES. Untimed."""
+    config = matvec_config(rows, k)
+    block_k = config.block_k
+    while block_k > 16 and config.block_n * block_k * columns > FMA_TILE_VALUES:
+        block_k //= 2
+    values = config.block_n * block_k * columns
+    return MatvecConfig(config.block_n, block_k, 8 if values > 4096 else 4)
+
+
 class _Matmat:
     """One bound mat-mat launch; its tile config can be changed before capture."""
 
@@ -93,7 +112,9 @@ class _Matmat:
         self.weight, self.out, self.rows = weight, out, rows
         self.k = weight.shape[1]
         self.args, self.flags, self.use_pdl = args, flags, use_pdl
-        self.config = default_config(rows, self.k)
+        self.config = (
+            default_config(rows, self.k) if flags["DOT"] else fma_config(rows, self.k, flags["WP"])
+        )
         self.cache_hints = False
 
     @property
@@ -155,6 +176,7 @@ class FusedVerifyStep:
         key_blocks: dict[str, int] | None = None,
         finalize_launch: bool = True,
         merge_launch: bool = True,
+        tensor_cores: bool = True,
     ) -> None:
         _check_supported(model, width)
         self.model, self.width, self.shape = model, width, model.shape
@@ -164,6 +186,10 @@ class FusedVerifyStep:
         # Attention's splits merged by a launch of their own (the decode step's `merge_kernel`,
         # one program a query and head) instead of the last split behind a counter.
         self.merge_launch = merge_launch
+        # Mat-mats through `tl.dot` (columns padded to 16), or float32 products per column as
+        # the decode step's mat-vecs do (columns padded to a power of two; an experiment for
+        # small W, where the padding wastes most of the tensor-core work).
+        self.tensor_cores = tensor_cores
         self.use_pdl = use_pdl and model.device.type == "cuda"
         device = model.device
         self.ids = ids if ids is not None else self._new(width, dt=torch.long)
@@ -242,7 +268,7 @@ class FusedVerifyStep:
         **aux: Any,
     ) -> _Matmat:
         shape, width = self.shape, self.width
-        columns = max(16, _pow2(width))
+        columns = max(16, _pow2(width)) if self.tensor_cores else _pow2(width)
         any_tensor = weight
         counter = self._new(1, dt=torch.int32) if final is not None else any_tensor
         args: dict[str, Any] = {
@@ -281,6 +307,7 @@ class FusedVerifyStep:
             "AUX_BLOCK": _pow2(rows) if epilogue == fvk.PLE_GATE else 1,
             "HC": min(_pow2(shape.hidden_size), max(16, FINAL_CHUNK_VALUES // columns)),
             "IEEE": self.model.dtype == torch.float32,
+            "DOT": self.tensor_cores,
         }
         if final is not None:
             args["res_ptr"], args["res_out_ptr"] = final.res, final.res_out
@@ -372,9 +399,11 @@ class FusedVerifyStep:
             out_scale=shape.final_logit_softcapping or 0.0,
             scale=_scale(model.lm_head),
         )
-        # Room for one partial per 16 rows and column: any tile `tl.dot` accepts.
-        self.best = self._new(width * -(-head.rows // 16), dt=torch.float32)
-        self.index = self._new(width * -(-head.rows // 16), dt=torch.int32)
+        # Room for one partial per column and row block: any tile `tl.dot` accepts (16 rows
+        # at least), any tile at all without tensor cores.
+        blocks = -(-head.rows // 16) if self.tensor_cores else head.rows
+        self.best = self._new(width * blocks, dt=torch.float32)
+        self.index = self._new(width * blocks, dt=torch.int32)
         head.args["aux_ptr"], head.args["aux2_ptr"] = self.best, self.index
         self.head = head
         self.launches.append(self._finish)
@@ -583,13 +612,14 @@ class FusedVerifyStep:
 
     def use_configs(self, configs: dict[str, dict[str, int]]) -> int:
         """Apply saved configs to the shapes they name; how many launches changed. A config
-        whose tile `tl.dot` cannot take (under 16 rows or columns), or a one-wave config
-        (`programs`, which only the decode step's mat-vec has), is refused."""
+        whose tile `tl.dot` cannot take (under 16 rows or columns, with tensor cores), or a
+        one-wave config (`programs`, which only the decode step's mat-vec has), is refused."""
         changed = 0
         for launch in self.matmats:
             if launch.key in configs:
                 config = MatvecConfig(**configs[launch.key])
-                if config.block_n < 16 or config.block_k < 16 or config.programs:
+                small = min(config.block_n, config.block_k) < 16 and self.tensor_cores
+                if small or config.programs:
                     raise ValueError(
                         f"{launch.key}: mat-mat tiles need at least 16 rows and 16 columns "
                         f"(tl.dot) and no one-wave `programs`, got {config}"

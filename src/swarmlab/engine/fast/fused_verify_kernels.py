@@ -53,6 +53,7 @@ if HAVE_TRITON:
         _rnd,
         _store_new_kv,
         _tanh,
+        _widen,
     )
     from swarmlab.engine.fast.kernels import widen_int
 
@@ -75,6 +76,18 @@ if HAVE_TRITON:
             return tl.dot(w, x, acc=acc, input_precision="ieee")
         else:
             return tl.dot(w, x, acc=acc)
+
+    @triton.jit
+    def _accumulate(
+        w, x, acc, QUANT: tl.constexpr, DT: tl.constexpr, IEEE: tl.constexpr, DOT: tl.constexpr
+    ):
+        """Weight tile w [BN, BK] times activation tile x [BK, WP] into acc: with DOT one
+        `tl.dot` into acc [BN, WP] (tensor cores); else float32 products into acc [BN, BK, WP],
+        the mat-vec's way for several columns, summed over BK once after the loop."""
+        if DOT:
+            return _dot(_operand(w, QUANT, DT), x, acc, IEEE)
+        else:
+            return acc + _widen(w, QUANT)[:, :, None] * x.to(tl.float32)[None, :, :]
 
     @triton.jit
     def _columns_tile(
@@ -300,6 +313,7 @@ if HAVE_TRITON:
         USE_PDL: tl.constexpr,
         QUANT: tl.constexpr,
         IEEE: tl.constexpr,
+        DOT: tl.constexpr,
         STREAM: tl.constexpr,
         KEEP: tl.constexpr,
     ):
@@ -310,7 +324,9 @@ if HAVE_TRITON:
         streams and normed inputs as W rows of their decode-step length, ids_ptr holding the W
         tokens (the token of column c is ids[c]) and aux_row the row stride of PLE_GATE's
         projected per-layer inputs. SOFTCAP_ARGMAX writes column c's block maxima and indices
-        at aux[c * programs + program] and aux2[...].
+        at aux[c * programs + program] and aux2[...]. DOT multiplies each weight tile by the
+        columns with `tl.dot` (WP >= 16, BN >= 16, BK >= 16); without it, float32 products are
+        accumulated per column as the mat-vec does (any power-of-two WP, BN and BK).
         """
         DT: tl.constexpr = y_ptr.dtype.element_ty
         pid = tl.program_id(0)
@@ -344,12 +360,15 @@ if HAVE_TRITON:
             x_rows = x_ptr + tok * K
         else:
             x_rows = x_ptr + wcols.to(tl.int64) * K
-        acc = tl.zeros((BN, WP), dtype=tl.float32)
-        acc2 = tl.zeros((BN, WP), dtype=tl.float32)
+        if DOT:
+            acc = tl.zeros((BN, WP), dtype=tl.float32)
+        else:
+            acc = tl.zeros((BN, BK, WP), dtype=tl.float32)
+        acc2 = acc
         x = _columns_tile(x_rows, cols0, K, wcol_ok, res_scale, DT, EMBED_INPUT)
-        acc = _dot(_operand(w_first, QUANT, DT), x, acc, IEEE)
+        acc = _accumulate(w_first, x, acc, QUANT, DT, IEEE, DOT)
         if EPI == _GEGLU:
-            acc2 = _dot(_operand(w2_first, QUANT, DT), x, acc2, IEEE)
+            acc2 = _accumulate(w2_first, x, acc2, QUANT, DT, IEEE, DOT)
         for start in range(BK, K, BK):
             cols = start + cols0
             x = _columns_tile(x_rows, cols, K, wcol_ok, res_scale, DT, EMBED_INPUT)
@@ -360,13 +379,17 @@ if HAVE_TRITON:
             w = tl.load(
                 w_ptr + row_base + cols[None, :], mask=mask, other=0.0, eviction_policy=STREAM
             )
-            acc = _dot(_operand(w, QUANT, DT), x, acc, IEEE)
+            acc = _accumulate(w, x, acc, QUANT, DT, IEEE, DOT)
             if EPI == _GEGLU:
                 w2 = tl.load(
                     w_ptr + up_base + cols[None, :], mask=mask, other=0.0, eviction_policy=STREAM
                 )
-                acc2 = _dot(_operand(w2, QUANT, DT), x, acc2, IEEE)
+                acc2 = _accumulate(w2, x, acc2, QUANT, DT, IEEE, DOT)
 
+        if not DOT:
+            acc = tl.sum(acc, axis=1)
+            if EPI == _GEGLU:
+                acc2 = tl.sum(acc2, axis=1)
         y = acc
         if QUANT:
             y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
