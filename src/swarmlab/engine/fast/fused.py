@@ -177,6 +177,48 @@ def _scale(module: nn.Module) -> torch.Tensor | None:
     return module.scale if isinstance(module, Int8Linear) else None
 
 
+def finalizer_launch(
+    out: torch.Tensor,
+    args: dict[str, Any],
+    flags: dict[str, int],
+    tokens: torch.Tensor,
+    columns: int,
+    hidden_block: int,
+    cache_hints: bool,
+    use_pdl: bool,
+) -> Callable[[], None]:
+    """The finalizer of a mat-vec (or of a verify step's mat-mat of `columns` columns) whose
+    output is `out` and launch arguments `args` / `flags`, as `fused_kernels.finalize_kernel`
+    launched after it: one program a column, tokens[column] for an embedding-row residual."""
+    extra = {"launch_pdl": True} if use_pdl else {}
+
+    def finalize() -> None:
+        fk.finalize_kernel[(columns,)](
+            out,
+            tokens,
+            args["res_ptr"],
+            args["gpost_ptr"],
+            args["scalar_ptr"],
+            args["gpre_ptr"],
+            args["res_out_ptr"],
+            args["xin_ptr"],
+            args["HID"],
+            args["res_scale"],
+            args["eps"],
+            F_FROM_TOKEN=flags["F_FROM_TOKEN"],
+            F_HAS_DELTA=flags["F_HAS_DELTA"],
+            F_HAS_SCALAR=flags["F_HAS_SCALAR"],
+            F_PRE_NORM=flags["F_PRE_NORM"],
+            HB=hidden_block,
+            KEEP="evict_last" if cache_hints else "",
+            USE_PDL=use_pdl,
+            num_warps=8,
+            **extra,
+        )
+
+    return finalize
+
+
 class _Matvec:
     """One bound mat-vec launch; its tile config can be changed before capture."""
 
@@ -463,34 +505,16 @@ class FusedDecodeStep:
 
     def _finalizer(self, launch: _Matvec) -> Callable[[], None]:
         """`launch`'s finalizer as a one-program launch after it (`finalize_launch`)."""
-        args, flags = launch.args, launch.flags
-        extra = {"launch_pdl": True} if self.use_pdl else {}
-
-        def finalize() -> None:
-            fk.finalize_kernel[(1,)](
-                launch.out,
-                args["tok_ptr"],
-                args["res_ptr"],
-                args["gpost_ptr"],
-                args["scalar_ptr"],
-                args["gpre_ptr"],
-                args["res_out_ptr"],
-                args["xin_ptr"],
-                args["HID"],
-                args["res_scale"],
-                args["eps"],
-                F_FROM_TOKEN=flags["F_FROM_TOKEN"],
-                F_HAS_DELTA=flags["F_HAS_DELTA"],
-                F_HAS_SCALAR=flags["F_HAS_SCALAR"],
-                F_PRE_NORM=flags["F_PRE_NORM"],
-                HB=launch.hidden_block,
-                KEEP="evict_last" if launch.cache_hints else "",
-                USE_PDL=self.use_pdl,
-                num_warps=8,
-                **extra,
-            )
-
-        return finalize
+        return finalizer_launch(
+            launch.out,
+            launch.args,
+            launch.flags,
+            self.token,
+            1,
+            launch.hidden_block,
+            launch.cache_hints,
+            self.use_pdl,
+        )
 
     def _next_norm(self, index: int) -> torch.Tensor:
         """The RMSNorm weight in front of layer index + 1's first mat-vec."""

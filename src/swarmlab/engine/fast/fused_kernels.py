@@ -598,23 +598,31 @@ if HAVE_TRITON:
         KEEP: tl.constexpr,
         USE_PDL: tl.constexpr,
     ):
-        """A mat-vec's finalizer (`_finalize`) as a one-program launch of its own, after the
-        mat-vec has finished: no program of the mat-vec waits on a counter."""
+        """A mat-vec's finalizer (`_finalize`) as a launch of its own after the mat-vec has
+        finished, so no program of the mat-vec waits on a counter. One program a column:
+        column program_id(0) finalizes rows [column * HID, (column + 1) * HID) of every buffer
+        (from the embedding row of token tok_ptr[column] with F_FROM_TOKEN); the decode step
+        launches one program, the verify step (`fused_verify`) one for each of its W tokens."""
         DT: tl.constexpr = res_out_ptr.dtype.element_ty
+        column = tl.program_id(0)
         _pdl_release(USE_PDL)
         _pdl_wait(USE_PDL)
+        own = column.to(tl.int64) * HID
         tok = 0
+        res = res_ptr
         if F_FROM_TOKEN:
-            tok = tl.load(tok_ptr).to(tl.int64)
+            tok = tl.load(tok_ptr + column).to(tl.int64)
+        else:
+            res = res_ptr + own
         _finalize(
-            y_ptr,
+            y_ptr + own,
             tok,
-            res_ptr,
+            res,
             gpost_ptr,
             scalar_ptr,
             gpre_ptr,
-            res_out_ptr,
-            xin_ptr,
+            res_out_ptr + own,
+            xin_ptr + own,
             HID,
             res_scale,
             eps,

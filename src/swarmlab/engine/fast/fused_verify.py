@@ -14,7 +14,7 @@ not copied). Per layer:
 3. attention (`verify_attention_kernel`): split-KV flash decoding over (KV head, split, chunk
    of queries), every query masked to the positions it sees, this step's keys included;
    then the decode step's `merge_kernel` merges the splits, one program a (query, head);
-4. o, then its finalizer (`verify_finalize_kernel`, one program a column): the residual
+4. o, then its finalizer (`fused_kernels.finalize_kernel`, one program a column): the residual
    stream and the MLP's normed input of every column; 5. gate+up with GeGLU; 6. down, then
    its finalizer (residual); 7. PLE gate (each column's own token); 8. PLE projection, then
    its finalizer (residual, layer scalar, the next layer's normed input).
@@ -55,6 +55,7 @@ from swarmlab.engine.fast.fused import (
     _pow2,
     _scale,
     _weight,
+    finalizer_launch,
 )
 from swarmlab.engine.fast.fused import default_config as matvec_config
 from swarmlab.engine.fast.model import Block, FastDecoder
@@ -334,34 +335,16 @@ class FusedVerifyStep:
 
     def _finalizer(self, launch: _Matmat) -> Callable[[], None]:
         """`launch`'s finalizer as a launch of W programs after it (`finalize_launch`)."""
-        args, flags = launch.args, launch.flags
-        extra = {"launch_pdl": True} if self.use_pdl else {}
-
-        def finalize() -> None:
-            fvk.verify_finalize_kernel[(self.width,)](
-                launch.out,
-                self.ids,
-                args["res_ptr"],
-                args["gpost_ptr"],
-                args["scalar_ptr"],
-                args["gpre_ptr"],
-                args["res_out_ptr"],
-                args["xin_ptr"],
-                args["HID"],
-                args["res_scale"],
-                args["eps"],
-                F_FROM_TOKEN=flags["F_FROM_TOKEN"],
-                F_HAS_DELTA=flags["F_HAS_DELTA"],
-                F_HAS_SCALAR=flags["F_HAS_SCALAR"],
-                F_PRE_NORM=flags["F_PRE_NORM"],
-                HB=_pow2(self.shape.hidden_size),
-                KEEP="evict_last" if launch.cache_hints else "",
-                USE_PDL=self.use_pdl,
-                num_warps=8,
-                **extra,
-            )
-
-        return finalize
+        return finalizer_launch(
+            launch.out,
+            launch.args,
+            launch.flags,
+            self.ids,
+            self.width,
+            _pow2(self.shape.hidden_size),
+            launch.cache_hints,
+            self.use_pdl,
+        )
 
     def _next_norm(self, index: int) -> torch.Tensor:
         blocks = self._blocks

@@ -6,7 +6,7 @@
   cores on a GPU) with the same epilogues applied per column (SCALE, GEGLU, PLE_GATE with each
   column's own token, SOFTCAP_ARGMAX keeping each column's block maximum). With FINAL the last
   program to finish rebuilds the residual stream of all W columns (`_finalize_columns`).
-- `verify_finalize_kernel` does that instead as a launch of its own after the mat-mat, one
+- `fused_kernels.finalize_kernel` does that instead as a launch of its own after the mat-mat, one
   program a column (the decode step's `_finalize`): no counter, columns side by side.
 - `verify_prep_kernel` norms and rotates the W queries into a buffer and writes the W new keys
   and values into the cache: one program per (head, column), reusing the decode step's helpers.
@@ -45,7 +45,6 @@ if HAVE_TRITON:
     import triton.language as tl
 
     from swarmlab.engine.fast.fused_kernels import (
-        _finalize,
         _gelu,
         _head_norm_rope,
         _pdl_release,
@@ -464,63 +463,6 @@ if HAVE_TRITON:
                 )
                 # Reset for the next step (kernel completion publishes it).
                 tl.store(counter_ptr, 0)
-
-    @triton.jit
-    def verify_finalize_kernel(
-        y_ptr,
-        ids_ptr,
-        res_ptr,
-        gpost_ptr,
-        scalar_ptr,
-        gpre_ptr,
-        res_out_ptr,
-        xin_ptr,
-        HID,
-        res_scale,
-        eps,
-        F_FROM_TOKEN: tl.constexpr,
-        F_HAS_DELTA: tl.constexpr,
-        F_HAS_SCALAR: tl.constexpr,
-        F_PRE_NORM: tl.constexpr,
-        HB: tl.constexpr,
-        KEEP: tl.constexpr,
-        USE_PDL: tl.constexpr,
-    ):
-        """A mat-mat's finalizer as a launch of its own after it, one program a column: the
-        decode step's `_finalize` on column program_id(0)'s rows ([W, HID] buffers; from the
-        embedding row of its token with F_FROM_TOKEN). No mat-mat program waits on a counter,
-        and the W columns are finalized side by side."""
-        DT: tl.constexpr = res_out_ptr.dtype.element_ty
-        column = tl.program_id(0)
-        _pdl_release(USE_PDL)
-        _pdl_wait(USE_PDL)
-        own = column.to(tl.int64) * HID
-        tok = 0
-        res = res_ptr
-        if F_FROM_TOKEN:
-            tok = tl.load(ids_ptr + column).to(tl.int64)
-        else:
-            res = res_ptr + own
-        _finalize(
-            y_ptr + own,
-            tok,
-            res,
-            gpost_ptr,
-            scalar_ptr,
-            gpre_ptr,
-            res_out_ptr + own,
-            xin_ptr + own,
-            HID,
-            res_scale,
-            eps,
-            DT,
-            F_FROM_TOKEN,
-            F_HAS_DELTA,
-            F_HAS_SCALAR,
-            F_PRE_NORM,
-            HB,
-            KEEP,
-        )
 
     @triton.jit
     def verify_prep_kernel(
