@@ -8,6 +8,8 @@ clusters keeping 32); its head count and MLP width are guesses (--heads, --inter
 Acceptance cannot be measured on random weights, so the projection uses the quoted
 per-position acceptance (probability that draft i is accepted). CUDA only. Usage:
 python benchmarks/engine_assistant.py [--k 4 --k 6 --k 7] [--compile] [--compile-draft] [--cublas]
+[--fused]. `--fused` makes the target the fused runner (`FusedSettings(use_pdl=True)`: the fused
+decode step, and the fused verify step of each width with the shipped tiles).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from swarmlab.engine.bench import random_transformers_model
 from swarmlab.engine.fast.assistant import AssistantDrafter, AssistantSpeculator, MtpAssistant
 from swarmlab.engine.fast.config import GLOBAL, SLIDING, shape_from_config
 from swarmlab.engine.fast.model import FastDecoder
-from swarmlab.engine.fast.runner import GreedyRunner
+from swarmlab.engine.fast.runner import FusedSettings, GreedyRunner
 from swarmlab.engine.quant import GemvLinear, swap_linears
 
 ACCEPTANCE = (0.69, 0.53, 0.43, 0.34, 0.27, 0.22, 0.17)
@@ -87,6 +89,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the target step")
     parser.add_argument("--cublas", action="store_true", help="keep cuBLAS mat-vecs")
     parser.add_argument(
+        "--fused", action="store_true", help="the fused decode and verify steps (with PDL)"
+    )
+    parser.add_argument(
         "--compile-draft", action="store_true", help="torch.compile the assistant's proposal"
     )
     args = parser.parse_args()
@@ -97,7 +102,7 @@ def main() -> None:
     fast = FastDecoder.from_transformers(model, max_len=2048, max_step_tokens=512)
     del model
     fast.keep_hidden()
-    if not args.cublas:
+    if not args.cublas and not args.fused:
         swap_linears(fast, GemvLinear, use_kernel=True)
     runner = GreedyRunner(
         fast,
@@ -105,7 +110,10 @@ def main() -> None:
         use_graph=True,
         compile_step=args.compile,
         verify_widths=tuple(k + 1 for k in ks),
+        fused=FusedSettings(use_pdl=True) if args.fused else None,
     )
+    if runner.verify_fallbacks:
+        print(f"unfused verify widths: {runner.verify_fallbacks}")
     assistant = MtpAssistant.from_transformers(assistant_model, fast)
     prompt = list(range(1000, 2024))
     first = runner.prefill(prompt).tolist()

@@ -17,10 +17,15 @@ a few mat-mat tiles per width (all mat-mats at once) and reports the fastest. Th
 compile-time constant of every verify kernel, so each width compiles its own ~20 kernels (the
 mat-mats again per tile): sweep tiles on one or two widths (`--verify-widths 4,9 --verify-tiles`).
 `--verify-fma` also times the variant whose mat-mats multiply in float32 per column (the
-mat-vec's way) instead of through `tl.dot` on 16 padded columns.
+mat-vec's way) instead of through `tl.dot` on 16 padded columns. `--verify-groups` also times
+each launch group of the decode and verify steps alone (`breakdown`: mat-vecs and mat-mats by
+shape, with their TB/s, attention, merge, finalizers, ...). `--verify-tune tiles.json` first
+chooses the verify mat-mat tiles per shape at the first width by timing the whole step, writes
+them, and times every width with them.
 Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
        [--only-variants] [--only-attention] [--tune-in-step tiles.json] [--int8]
-       [--verify-widths 2-9 [--verify-tiles] [--verify-fma]] [--out report.json]
+       [--verify-widths 2-9 [--verify-tiles] [--verify-fma] [--verify-groups]
+        [--verify-tune tiles.json]] [--out report.json]
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from swarmlab.engine.fast.fused import (
     read_configs,
     shipped_configs,
 )
-from swarmlab.engine.fast.fused_verify import FusedVerifyStep
+from swarmlab.engine.fast.fused_verify import MATMAT_TILES, FusedVerifyStep, _Matmat
 from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.quant import Int8Linear, swap_linears
@@ -79,6 +84,43 @@ def kernel_times(step: FusedDecodeStep) -> dict[str, float]:
         if event.device_type.name == "CUDA":
             totals[event.key] += event.self_device_time_total / 3 / 1e3
     return dict(totals)
+
+
+EPILOGUES = {0: "", 1: " scale", 2: " ple-gate", 3: " lm-head", 4: " geglu"}
+
+
+def launch_label(launch: Callable[[], None]) -> str:
+    """A launch's group in `breakdown`: a mat-vec or mat-mat by shape and epilogue, any
+    other launch by its function's name (prep, attend, merge, finalize, finish)."""
+    if isinstance(launch, (_Matvec, _Matmat)):
+        kind = "mat-vec" if isinstance(launch, _Matvec) else "mat-mat"
+        return f"{kind} {launch.rows}x{launch.k}{EPILOGUES[launch.flags['EPI']]}"
+    return str(getattr(launch, "__name__", type(launch).__name__)).lstrip("_")
+
+
+def breakdown(launches: list[Callable[[], None]], steps: int) -> dict[str, dict[str, float]]:
+    """Per launch group (`launch_label`): how many launches, and the median ms of a CUDA
+    graph holding only them in step order (with PDL where the step uses it; outputs are
+    meaningless, time is not), with the weights' TB/s for mat-vec and mat-mat groups. The
+    groups' sum against the whole step shows how much they overlap."""
+    groups: dict[str, list[Callable[[], None]]] = defaultdict(list)
+    for launch in launches:
+        groups[launch_label(launch)].append(launch)
+    rows: dict[str, dict[str, float]] = {}
+    for label, group in groups.items():
+        with torch.inference_mode():
+            ms = graph_ms(group, steps)
+        row = {"launches": len(group), "ms": ms}
+        weights = [m.weight for m in group if isinstance(m, (_Matvec, _Matmat))]
+        if weights:
+            moved = sum(w.numel() * w.element_size() for w in weights)
+            row["tbs"] = moved / ms / 1e9
+        rows[label] = row
+    for label, row in sorted(rows.items(), key=lambda item: -item[1]["ms"]):
+        rate = f", {row['tbs']:.2f} TB/s" if "tbs" in row else ""
+        print(f"   {row['ms']:7.3f} ms  {int(row['launches']):4d} x {label}{rate}", flush=True)
+    print(f"   {sum(row['ms'] for row in rows.values()):7.3f} ms  summed over groups", flush=True)
+    return rows
 
 
 def step_variants(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dict[str, float]:
@@ -252,23 +294,12 @@ def parse_widths(text: str) -> list[int]:
     return widths
 
 
-# Mat-mat tiles `--verify-tiles` tries on every mat-mat of a verify step at once: (weight rows
-# a program, columns a tile, warps, stages); tl.dot takes 16 rows at least.
-VERIFY_TILES: tuple[tuple[int, int, int, int], ...] = (
-    (16, 128, 4, 4),
-    (16, 512, 8, 3),
-    (32, 256, 4, 3),
-    (32, 512, 8, 3),
-    (64, 128, 8, 3),
-)
-
-
 def verify_tiles(step: FusedVerifyStep, steps: int) -> dict[str, float]:
-    """Step ms with each of VERIFY_TILES applied to every mat-mat (a coarse first sweep; the
+    """Step ms with each of MATMAT_TILES applied to every mat-mat (a coarse first sweep; the
     step is left on the fastest)."""
     timings: dict[str, float] = {}
     best: tuple[float, MatvecConfig] | None = None
-    for tile in VERIFY_TILES:
+    for tile in MATMAT_TILES:
         config = MatvecConfig(*tile)
         for launch in step.matmats:
             launch.config = config
@@ -290,12 +321,14 @@ def verify_widths(
     steps: int,
     sweep_tiles: bool = False,
     fma: bool = False,
+    groups: bool = False,
 ) -> dict[str, Any]:
     """With PDL at position 1024: the fused decode step, then the fused verify step of each
     width (positions 1024..1024+W-1), each as the median replay of a CUDA graph; the ratio
     is verify / decode. Verify mat-mats use their default tiles unless `configs` names them;
-    `sweep_tiles` also times VERIFY_TILES per width and reports the fastest, `fma` the step
-    whose mat-mats multiply in float32 per column instead of `tl.dot` (`tensor_cores=False`)."""
+    `sweep_tiles` also times MATMAT_TILES per width and reports the fastest, `fma` the step
+    whose mat-mats multiply in float32 per column instead of `tl.dot` (`tensor_cores=False`);
+    `groups` also the `breakdown` of the decode step and of each width's step."""
     device = fast.device
     state, history = step_state(device)
     decode = FusedDecodeStep(fast, *state, history, use_pdl=True)
@@ -305,6 +338,8 @@ def verify_widths(
         decode_ms = graph_ms(decode.launches, steps)
     print(f"decode: {decode_ms:.3f} ms ({len(decode.launches)} launches)", flush=True)
     found: dict[str, Any] = {"position": 1024, "decode_ms": decode_ms, "widths": {}}
+    if groups:
+        found["decode_groups"] = breakdown(decode.launches, steps)
     for width in widths:
         step = FusedVerifyStep(fast, width, use_pdl=True)
         step.use_configs(configs)
@@ -317,6 +352,8 @@ def verify_widths(
             f"{len(step.launches)} launches",
             flush=True,
         )
+        if groups:
+            row["groups"] = breakdown(step.launches, steps)
         if sweep_tiles:
             row["tiles_ms"] = tiles = verify_tiles(step, steps)
             row["best_tiles_ms"] = fastest = min(tiles.values())
@@ -341,6 +378,32 @@ def verify_widths(
             )
         found["widths"][str(width)] = row
     return found
+
+
+def tune_verify(
+    fast: FastDecoder, configs: dict[str, Any], width: int, path: Path
+) -> dict[str, Any]:
+    """Choose the verify step's mat-mat tiles at `width` (position 1024, PDL) by timing the
+    whole step (`FusedVerifyStep.tune_in_step`); write them to `path` in the tiles format and
+    return `configs` with them on top (they serve every width of the same padded WP)."""
+    step = FusedVerifyStep(fast, width, use_pdl=True)
+    step.use_configs(configs)
+    step.positions.copy_(torch.arange(1024, 1024 + width, device=fast.device))
+    with torch.inference_mode():
+        report = step.tune_in_step(progress=lambda line: print(line, flush=True))
+    print(
+        f"verify W={width}: step {report['step_ms_before']:.3f} ms -> "
+        f"{report['step_ms_after']:.3f} ms",
+        flush=True,
+    )
+    tiles = {
+        "configs": step.configs(),
+        "gpu": torch.cuda.get_device_name(fast.device),
+        "measured": f"python benchmarks/engine_fused.py --verify-tune (E4B shape, PDL, W={width})",
+        "trials": report,
+    }
+    path.write_text(json.dumps(tiles, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return {**configs, **step.configs()}
 
 
 def tune_in_step(
@@ -412,8 +475,20 @@ def main() -> None:
     parser.add_argument(
         "--verify-tiles",
         action="store_true",
-        help="with --verify-widths: also time a few mat-mat tiles (VERIFY_TILES) per width "
+        help="with --verify-widths: also time a few mat-mat tiles (MATMAT_TILES) per width "
         "(each compiles every mat-mat again: give one or two widths)",
+    )
+    parser.add_argument(
+        "--verify-groups",
+        action="store_true",
+        help="with --verify-widths: also time each launch group alone (breakdown) in the "
+        "decode step and every width's verify step",
+    )
+    parser.add_argument(
+        "--verify-tune",
+        type=Path,
+        help="with --verify-widths: first choose mat-mat tiles at the first width by timing the "
+        "whole verify step, write them here (tiles format), and time every width with them",
     )
     parser.add_argument(
         "--verify-fma",
@@ -435,9 +510,17 @@ def main() -> None:
         tune_in_step(fast, configs, args.tune_in_step, args.flat, args.step_options)
         return
     if args.verify_widths:
+        if args.verify_tune:
+            configs = tune_verify(fast, configs, args.verify_widths[0], args.verify_tune)
         found = {
             "verify": verify_widths(
-                fast, configs, args.verify_widths, args.steps, args.verify_tiles, args.verify_fma
+                fast,
+                configs,
+                args.verify_widths,
+                args.steps,
+                args.verify_tiles,
+                args.verify_fma,
+                args.verify_groups,
             )
         }
         if args.out:

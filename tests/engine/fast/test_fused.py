@@ -300,6 +300,7 @@ def test_the_shipped_h200_tiles_name_the_e4b_mat_vecs() -> None:
     import json
 
     from swarmlab.engine.fast.fused import TILES, MatvecConfig
+    from swarmlab.engine.fast.fused_verify import SPLITS
 
     shipped = json.loads((TILES / "nvidia-h200.json").read_text(encoding="utf-8"))
     assert shipped["gpu"] == "NVIDIA H200"
@@ -313,6 +314,13 @@ def test_the_shipped_h200_tiles_name_the_e4b_mat_vecs() -> None:
     for config in shipped["configs"].values():
         tile = MatvecConfig(**config)
         assert tile.block_n >= 1 and tile.block_k & (tile.block_k - 1) == 0
+    # The fused verify step's tensor-core mat-mats (DOT=1) name the same shapes, with tiles
+    # `tl.dot` takes and splits `candidate_configs` offers.
+    verify = {key: MatvecConfig(**c) for key, c in shipped["configs"].items() if "DOT=1" in key}
+    assert {key.split(":")[0] for key in verify} == shapes
+    for key, tile in verify.items():
+        assert "W=" not in key and "WP=16" in key
+        assert min(tile.block_n, tile.block_k) >= 16 and tile.split in (1, *SPLITS)
 
 
 @pytest.mark.skipif(not CUDA, reason="times captured CUDA graphs")
@@ -349,3 +357,81 @@ def test_tuning_in_the_step_keeps_a_candidate_per_shape_and_the_tokens(
     for _ in range(STEPS):
         step()
     assert history[:STEPS].tolist() == reference_greedy(tiny_target, prompt, STEPS + 1)[1:]
+
+
+def test_tune_shapes_descends_one_shape_at_a_time_largest_first() -> None:
+    """`tune_shapes` (shared by the decode and verify tuners): the `keys` shapes that stream
+    the most bytes are tuned, largest first, each candidate applied to every launch of its
+    shape before the step is timed; the fastest stays and untuned shapes keep theirs."""
+    from dataclasses import asdict, dataclass
+
+    from swarmlab.engine.fast.fused import MatvecConfig, tune_shapes
+
+    @dataclass
+    class Launch:
+        key: str
+        weight: torch.Tensor
+        config: MatvecConfig
+
+    start = MatvecConfig(16, 256, 4)
+    big = [Launch("big", torch.zeros(64, 64), start) for _ in range(2)]
+    middle = Launch("middle", torch.zeros(32, 64), start)
+    small = Launch("small", torch.zeros(8, 8), start)
+    launches = [middle, big[0], small, big[1]]
+    # The step's time: each launch's tile costs its rows; big ones count double.
+    cost = {"big": 2.0, "middle": 1.0, "small": 1.0}
+    timed: list[tuple[str, ...]] = []
+
+    def step_ms() -> float:
+        timed.append(tuple(f"{m.key}:{m.config.block_n}" for m in launches))
+        assert big[0].config == big[1].config  # a shape's launches always move together
+        return sum(cost[m.key] * m.config.block_n for m in launches)
+
+    candidates = [MatvecConfig(32, 256, 4), MatvecConfig(4, 256, 4), MatvecConfig(8, 256, 4)]
+    report = tune_shapes(launches, lambda launch: candidates, step_ms, keys=2)
+    assert big[0].config.block_n == big[1].config.block_n == 4
+    assert middle.config.block_n == 4
+    assert small.config == start  # not among the 2 largest: untouched
+    assert list(report) == ["step_ms_before", "big", "middle", "step_ms_after"]
+    assert report["step_ms_before"] == (2 * 2 + 1 + 1) * 16
+    assert report["step_ms_after"] == 2 * 2 * 4 + 4 + 16
+    assert report["big"][str(asdict(candidates[1]))] == 2 * 2 * 4 + 16 + 16
+    # The first shape tuned is the largest: its candidates were timed before middle's.
+    assert timed[1] == ("middle:16", "big:32", "small:16", "big:32")
+
+
+def test_tune_shapes_skips_a_tile_the_gpu_refuses_and_fails_when_none_fits() -> None:
+    """A candidate whose step raises one of `refused` (Triton's OutOfResources on a GPU)
+    is reported as None and skipped; a shape none of whose candidates fits is an error."""
+    from dataclasses import asdict, dataclass
+
+    from swarmlab.engine.fast.fused import MatvecConfig, tune_shapes
+
+    class TooBig(Exception):
+        pass
+
+    @dataclass
+    class Launch:
+        key: str
+        weight: torch.Tensor
+        config: MatvecConfig
+
+    launch = Launch("only", torch.zeros(8, 8), MatvecConfig(16, 256, 4))
+
+    def step_ms() -> float:
+        if launch.config.stages > 4:
+            raise TooBig("shared memory")
+        return float(launch.config.block_n)
+
+    fits, too_big = MatvecConfig(32, 256, 4, 3), MatvecConfig(8, 256, 4, 6)
+    lines: list[str] = []
+    report = tune_shapes([launch], lambda _: [fits, too_big], step_ms, 1, lines.append, (TooBig,))
+    assert launch.config == fits  # the smaller tile would win, but it does not fit
+    assert report["only"] == {str(asdict(fits)): 32.0, str(asdict(too_big)): None}
+    assert any("does not fit" in line for line in lines)
+    # Other exceptions are not swallowed, and a shape with no tile that fits is refused.
+    with pytest.raises(TooBig):
+        tune_shapes([launch], lambda _: [too_big], step_ms, 1, refused=())
+    launch.config = fits
+    with pytest.raises(ValueError, match="no candidate tile fits"):
+        tune_shapes([launch], lambda _: [too_big], step_ms, 1, refused=(TooBig,))

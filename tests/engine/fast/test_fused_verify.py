@@ -9,6 +9,7 @@ the same KV-cache entries and ring positions, and speculative decoding through a
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -81,13 +82,15 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
 
 
 @pytest.mark.parametrize(
-    ("width", "splits", "row_values", "int8", "cache_hints", "launches", "tensor_cores"),
+    ("width", "splits", "row_values", "int8", "cache_hints", "launches", "tensor_cores", "cut"),
     [
-        (2, None, 0, False, True, True, False),
-        (4, ONE_SPLIT, 64, False, False, False, True),
-        (9, MANY_SPLITS, 256, False, True, True, True),
-        (5, None, 0, True, True, False, True),
-        (3, None, 0, True, True, True, False),
+        (2, None, 0, False, True, True, False, 1),
+        (4, ONE_SPLIT, 64, False, False, False, True, 1),
+        (9, MANY_SPLITS, 256, False, True, True, True, 1),
+        (5, None, 0, True, True, False, True, 1),
+        (3, None, 0, True, True, True, False, 1),
+        (5, None, 0, False, True, True, True, 2),
+        (4, None, 0, True, True, True, True, 4),
     ],
     ids=[
         "w2-fma",
@@ -95,6 +98,8 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         "w9-many-splits-query-chunks",
         "w5-int8-counters",
         "w3-int8-fma",
+        "w5-columns-split-2",
+        "w4-int8-columns-split-4",
     ],
 )
 @torch.inference_mode()
@@ -108,6 +113,7 @@ def test_fused_verify_equals_the_unfused_forward(
     cache_hints: bool,
     launches: bool,
     tensor_cores: bool,
+    cut: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Tokens, every cache entry, the ring's position map and the kept hidden states equal
@@ -115,7 +121,9 @@ def test_fused_verify_equals_the_unfused_forward(
     dims of a program) divides attention's queries into several programs; with int8 the
     mat-mats read `Int8Linear` codes and scales; without `launches` the mat-mats' last programs
     finalize and attention's last split merges (behind counters) instead of launches of their
-    own; without `tensor_cores` the mat-mats multiply in float32 per column (no `tl.dot`)."""
+    own; without `tensor_cores` the mat-mats multiply in float32 per column (no `tl.dot`);
+    with `cut` > 1 every mat-mat that can (gate+up, and o and down, whose finalize launches add
+    the partials) splits its columns `cut` ways."""
     from swarmlab.engine.fast import fused_verify
     from swarmlab.engine.fast.fused_verify import FusedVerifyStep
     from swarmlab.engine.quant import Int8Linear, swap_linears
@@ -137,11 +145,23 @@ def test_fused_verify_equals_the_unfused_forward(
         merge_launch=launches,
         tensor_cores=tensor_cores,
     )
+    if cut > 1:
+        from swarmlab.engine.fast.fused import MatvecConfig
+
+        cuts = {
+            launch.key: asdict(MatvecConfig(16, 16, 4, 3, split=cut))
+            for launch in step.matmats
+            if launch.splittable and launch.k % (cut * 16) == 0
+        }
+        # gate+up, down and o of every layer (the PLE projection's 8 columns are too few to
+        # cut into tiles of 16).
+        assert step.use_configs(cuts) == 3 * len(decoder.shape.layer_types)
     if row_values:
         assert fused_verify.query_chunks(width, 2, 16)[0] > 1
     # q/k prep, attention, 6 mat-mats, (finalize_launch) 3 finalizers and (merge_launch, on
     # layers of more than one split) a merge a layer; the PLE model projection (and its
-    # finalizer), lm_head, finish and the copy of the kept states.
+    # finalizer), lm_head, finish and the copy of the kept states. (A split gate+up's entry
+    # launches its reduce kernel too.)
     per_layer, outside = (11, 5) if launches else (8, 4)
     kinds = decoder.shape.layer_types
     merges = sum(step.splits[kind] > 1 for kind in kinds) if launches else 0
@@ -195,11 +215,16 @@ def test_unsupported_widths_and_tiles_are_refused(tiny_target: Any) -> None:
         FusedVerifyStep(_decoder(tiny_target, max_step_tokens=20), 17)
     step = FusedVerifyStep(decoder, 3)
     key = step.matmats[0].key
-    assert "W=3" in key
+    # Keys name the padded width, not the width: tiles tuned at W = 2 serve W = 3.
+    assert "W=" not in key and "WP=16" in key
+    assert [m.key for m in FusedVerifyStep(decoder, 2).matmats] == [m.key for m in step.matmats]
     with pytest.raises(ValueError, match="at least 16 rows"):
         step.use_configs({key: {"block_n": 8, "block_k": 64, "warps": 4}})
     with pytest.raises(ValueError, match="one-wave"):
         step.use_configs({key: {"block_n": 16, "block_k": 64, "warps": 4, "programs": 132}})
+    # The per-layer-embedding projection's finalizer adds no delta: its columns never split.
+    with pytest.raises(ValueError, match="cannot split"):
+        step.use_configs({key: {"block_n": 16, "block_k": 16, "warps": 4, "split": 2}})
     assert step.use_configs({key: {"block_n": 32, "block_k": 16, "warps": 4}}) == 1
     assert step.configs()[key]["block_n"] == 32
 
@@ -332,3 +357,29 @@ def test_the_fast_backend_speculates_through_the_fused_verify_step(tiny_model_di
     prompt = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 3  # longer than the sliding window
     reference = create_backend("reference", options)
     assert fast.generate(prompt, NEW_TOKENS, None) == reference.generate(prompt, NEW_TOKENS, None)
+
+
+@pytest.mark.skipif(not CUDA, reason="times captured CUDA graphs")
+@torch.inference_mode()
+def test_tuning_the_verify_step_keeps_a_candidate_per_shape_and_the_tokens(
+    tiny_target: Any, prompts: list[list[int]]
+) -> None:
+    from swarmlab.engine.fast.fused_verify import FusedVerifyStep, candidate_configs
+
+    decoder = _decoder(tiny_target)
+    prompt = prompts[1]
+    _prefill(decoder, prompt)
+    ids, positions = _steps(5, len(prompt))[0]
+    expected = decoder.forward(ids, positions)
+    step = FusedVerifyStep(decoder, 5, use_pdl=True)
+    step.ids.copy_(ids)
+    step.positions.copy_(positions)
+    report = step.tune_in_step(keys=2, replays=2)
+    tuned = [key for key in report if key.startswith(tuple("0123456789"))]
+    assert len(tuned) == 2 and report["step_ms_after"] > 0
+    for key in tuned:
+        launch = next(m for m in step.matmats if m.key == key)
+        assert launch.config in candidate_configs(launch.rows, launch.k)
+    # Every trial rewrote the same entries: the step still gives the forward's tokens.
+    step()
+    assert step.out.tolist() == expected.tolist()

@@ -1,4 +1,4 @@
-"""The fused decode step: one Gemma-4 token in 7 Triton launches a layer, no torch ops.
+"""The fused decode step: one Gemma-4 token in 10 Triton launches a layer, no torch ops.
 
 `FusedDecodeStep` reads a built `FastDecoder` (its weights, rope tables and KV cache, shared,
 not copied) and lays out every launch of one decode step once, with all arguments bound: the
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import torch
 from torch import nn
@@ -47,6 +47,9 @@ class MatvecConfig:
     # 0: one row block a program (as many waves as blocks need); N > 0: N programs in one
     # wave, each streaming a contiguous run of row blocks (matvec_kernel's FLAT).
     programs: int = 0
+    # Verify mat-mats only: the columns cut into this many runs, one program each per row
+    # block, whose float32 partial sums the consumer adds (matmat_kernel's SPLIT).
+    split: int = 1
 
 
 @dataclass
@@ -132,6 +135,67 @@ TUNE_BYTES = 256 * 2**20
 TILES = Path(__file__).with_name("tiles")
 
 
+class _Tunable(Protocol):
+    """A launch whose tile config `tune_shapes` may change: a mat-vec or a verify mat-mat."""
+
+    weight: torch.Tensor
+    config: MatvecConfig
+
+    @property
+    def key(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_Tunable)
+
+
+def tune_shapes(
+    launches: Sequence[_T],
+    candidates: Callable[[_T], list[MatvecConfig]],
+    step_ms: Callable[[], float],
+    keys: int = 8,
+    progress: Callable[[str], None] = lambda line: None,
+    refused: tuple[type[Exception], ...] = fk.OUT_OF_RESOURCES,
+) -> dict[str, Any]:
+    """Coordinate descent over tiles, timed in the whole step: for the `keys` shapes that
+    stream the most bytes a step (largest first), each of `candidates(launch)` is applied to
+    every launch of that shape and `step_ms()` taken; the fastest stays. A candidate whose
+    step raises one of `refused` (a tile this GPU has too little shared memory or registers
+    for) is skipped and reported as None. Returns {"step_ms_before", "step_ms_after", and
+    per tuned shape {config: step ms or None}}."""
+    by_key: dict[str, list[_T]] = {}
+    for launch in launches:
+        by_key.setdefault(launch.key, []).append(launch)
+
+    def streamed(key: str) -> int:
+        return sum(m.weight.numel() * m.weight.element_size() for m in by_key[key])
+
+    report: dict[str, Any] = {"step_ms_before": step_ms()}
+    for key in sorted(by_key, key=streamed, reverse=True)[:keys]:
+        group = by_key[key]
+        timings: list[tuple[float, MatvecConfig]] = []
+        tried: dict[str, float | None] = {}
+        for config in candidates(group[0]):
+            for launch in group:
+                launch.config = config
+            try:
+                ms = step_ms()
+            except refused as exc:
+                progress(f"{key}: {config} does not fit this GPU ({exc})")
+                tried[str(asdict(config))] = None
+                continue
+            timings.append((ms, config))
+            tried[str(asdict(config))] = ms
+        if not timings:
+            raise ValueError(f"{key}: no candidate tile fits this GPU: {list(tried)}")
+        best_ms, best = min(timings, key=lambda item: item[0])
+        for launch in group:
+            launch.config = best
+        report[key] = tried
+        progress(f"{key}: {best} -> step {best_ms:.3f} ms")
+    report["step_ms_after"] = step_ms()
+    return report
+
+
 def shipped_configs(device: torch.device) -> dict[str, dict[str, int]]:
     """Tile configs tuned on this GPU model and shipped with swarmlab (`tiles/<gpu>.json`,
     written from a bench run's `fused_configs`); empty when none was recorded for it."""
@@ -186,15 +250,19 @@ def finalizer_launch(
     hidden_block: int,
     cache_hints: bool,
     use_pdl: bool,
+    source: Callable[[], tuple[torch.Tensor, int, int]] | None = None,
 ) -> Callable[[], None]:
     """The finalizer of a mat-vec (or of a verify step's mat-mat of `columns` columns) whose
     output is `out` and launch arguments `args` / `flags`, as `fused_kernels.finalize_kernel`
-    launched after it: one program a column, tokens[column] for an embedding-row residual."""
+    launched after it: one program a column, tokens[column] for an embedding-row residual.
+    `source`, asked at each launch, may instead name (float32 partial sums, how many, the
+    elements between two of them) of a mat-mat whose columns are split."""
     extra = {"launch_pdl": True} if use_pdl else {}
 
     def finalize() -> None:
+        y, split, plane = source() if source is not None else (out, 1, 0)
         fk.finalize_kernel[(columns,)](
-            out,
+            y,
             tokens,
             args["res_ptr"],
             args["gpost_ptr"],
@@ -205,12 +273,14 @@ def finalizer_launch(
             args["HID"],
             args["res_scale"],
             args["eps"],
+            plane,
             F_FROM_TOKEN=flags["F_FROM_TOKEN"],
             F_HAS_DELTA=flags["F_HAS_DELTA"],
             F_HAS_SCALAR=flags["F_HAS_SCALAR"],
             F_PRE_NORM=flags["F_PRE_NORM"],
             HB=hidden_block,
             KEEP="evict_last" if cache_hints else "",
+            SPLIT=split,
             USE_PDL=use_pdl,
             num_warps=8,
             **extra,
@@ -248,7 +318,10 @@ class _Matvec:
         self.pro_final = False
 
     def accepts(self, config: MatvecConfig) -> bool:
-        """Whether this launch can run `config` (a prologue finalizer needs whole rows)."""
+        """Whether this launch can run `config` (a prologue finalizer needs whole rows; split
+        columns are the verify mat-mats' alone)."""
+        if config.split != 1:
+            return False
         return not self.pro_final or (config.block_k >= self.hidden_block and not config.programs)
 
     @property
@@ -866,11 +939,9 @@ class FusedDecodeStep:
             self.position.fill_(start)
             self.count.fill_(done)
 
-        by_key: dict[str, list[_Matvec]] = {}
-        for launch in self.matvecs:
-            by_key.setdefault(launch.key, []).append(launch)
-
         def step_ms() -> float:
+            # Capture runs the step (warm-up): rewind before the replays too, so no trial
+            # writes past the history or the cache.
             rewind()
             graph = capture_graph(self)
             rewind()
@@ -878,25 +949,17 @@ class FusedDecodeStep:
             rewind()
             return seconds * 1e3
 
-        def streamed(key: str) -> int:
-            return sum(m.weight.numel() * m.weight.element_size() for m in by_key[key])
-
-        report: dict[str, Any] = {"step_ms_before": step_ms()}
-        for key in sorted(by_key, key=streamed, reverse=True)[:keys]:
-            launches = by_key[key]
-            timings: list[tuple[float, MatvecConfig]] = []
-            shape_configs = candidate_configs(launches[0].rows, launches[0].k, sms)
-            for config in filter(launches[0].accepts, shape_configs):
-                for launch in launches:
-                    launch.config = config
-                timings.append((step_ms(), config))
-            best_ms, best = min(timings, key=lambda item: item[0])
-            for launch in launches:
-                launch.config = best
-            report[key] = {str(asdict(config)): ms for ms, config in timings}
-            progress(f"{key}: {best} -> step {best_ms:.3f} ms")
-        report["step_ms_after"] = step_ms()
-        return report
+        return tune_shapes(
+            self.matvecs,
+            lambda launch: [
+                config
+                for config in candidate_configs(launch.rows, launch.k, sms)
+                if launch.accepts(config)
+            ],
+            step_ms,
+            keys,
+            progress,
+        )
 
     def _bytes(self, key: str) -> int:
         launch = next(launch for launch in self.matvecs if launch.key == key)

@@ -51,6 +51,10 @@ import os
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
+# What a launch raises when its tile needs more shared memory or registers than the GPU has
+# (which the compiler finds out only for that GPU): the tuners skip such candidates.
+OUT_OF_RESOURCES: tuple[type[Exception], ...] = ()
+
 # Epilogues: what a mat-vec does with its output rows.
 STORE = 0
 SCALE = 1  # y * out_scale (the per-layer-embedding model projection)
@@ -66,6 +70,9 @@ ABLATE_MERGE = 4  # the split partials, counter and merge
 if HAVE_TRITON:
     import triton
     import triton.language as tl
+    from triton.runtime.errors import OutOfResources
+
+    OUT_OF_RESOURCES = (OutOfResources,)
 
     from swarmlab.engine.fast.kernels import widen_int
 
@@ -129,9 +136,13 @@ if HAVE_TRITON:
         HB: tl.constexpr,
         KEEP: tl.constexpr,
         write=True,
+        plane=0,
+        SPLIT: tl.constexpr = 1,
     ):
         """res_out = (res + rmsnorm(y) * g_post) * scalar; xin = rmsnorm(res_out) * g_pre.
         Returns res_out (float32, HB lanes, zero past HID); stores it only where `write`.
+        With SPLIT > 1, y is the sum of SPLIT float32 partials `plane` elements apart, rounded
+        as the unsplit mat-mat rounds its output.
 
         KEEP is the L2 eviction policy for the norm weights ("evict_last" keeps them resident
         while the streamed weights pass by, "" leaves the default)."""
@@ -149,6 +160,13 @@ if HAVE_TRITON:
         scalar = 1.0
         if F_HAS_DELTA:
             d = tl.load(y_ptr + offs, mask=ok, other=0.0, cache_modifier=".cg").to(tl.float32)
+            if SPLIT > 1:
+                for part in tl.static_range(1, SPLIT):
+                    more = tl.load(
+                        y_ptr + part * plane + offs, mask=ok, other=0.0, cache_modifier=".cg"
+                    )
+                    d += more
+                d = _rnd(d, DT)
             g = tl.load(gpost_ptr + offs, mask=ok, other=0.0, eviction_policy=KEEP)
             g = g.to(tl.float32)
         if F_HAS_SCALAR:
@@ -590,19 +608,22 @@ if HAVE_TRITON:
         HID,
         res_scale,
         eps,
+        plane,
         F_FROM_TOKEN: tl.constexpr,
         F_HAS_DELTA: tl.constexpr,
         F_HAS_SCALAR: tl.constexpr,
         F_PRE_NORM: tl.constexpr,
         HB: tl.constexpr,
         KEEP: tl.constexpr,
+        SPLIT: tl.constexpr,
         USE_PDL: tl.constexpr,
     ):
         """A mat-vec's finalizer (`_finalize`) as a launch of its own after the mat-vec has
         finished, so no program of the mat-vec waits on a counter. One program a column:
         column program_id(0) finalizes rows [column * HID, (column + 1) * HID) of every buffer
         (from the embedding row of token tok_ptr[column] with F_FROM_TOKEN); the decode step
-        launches one program, the verify step (`fused_verify`) one for each of its W tokens."""
+        launches one program, the verify step (`fused_verify`) one for each of its W tokens.
+        With SPLIT > 1, y_ptr holds a split mat-mat's SPLIT float32 partials, `plane` apart."""
         DT: tl.constexpr = res_out_ptr.dtype.element_ty
         column = tl.program_id(0)
         _pdl_release(USE_PDL)
@@ -633,6 +654,9 @@ if HAVE_TRITON:
             F_PRE_NORM,
             HB,
             KEEP,
+            True,
+            plane,
+            SPLIT,
         )
 
     @triton.jit

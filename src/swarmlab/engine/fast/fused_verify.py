@@ -32,14 +32,16 @@ layers whose attention has one split).
 
 Positions are consecutive (pos..pos+W-1, as every caller passes them); W may be 1..16 and at
 most the cache's `max_step_tokens`, so the W keys go straight into the sliding ring without
-overwriting a position any query still sees. Mat-mat tiles come from `default_config` (not yet
-tuned on a GPU) and can be replaced with `use_configs` like the decode step's.
+overwriting a position any query still sees. Mat-mat tiles come from `default_config` and can
+be replaced with `use_configs` like the decode step's; `tune_in_step` chooses them per shape by
+timing the whole step. Their keys leave out the width, so tiles tuned at one width apply to
+every width with the same padded column count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, cast
 
 import torch
@@ -56,8 +58,10 @@ from swarmlab.engine.fast.fused import (
     _scale,
     _weight,
     finalizer_launch,
+    tune_shapes,
 )
 from swarmlab.engine.fast.fused import default_config as matvec_config
+from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
 from swarmlab.engine.fast.model import Block, FastDecoder
 
 # The widest step: its columns are padded to a power of two for `tl.dot`, at least 16.
@@ -79,6 +83,73 @@ def default_config(rows: int, k: int) -> MatvecConfig:
     if fk.INTERPRETED:
         return MatvecConfig(max(16, min(64, _pow2(rows))), max(16, min(256, _pow2(k))), 4)
     return MatvecConfig(32, max(16, min(256, _pow2(k))), 4)
+
+
+# Mat-mat tiles (weight rows a program, columns a tile, warps, stages) that `candidate_configs`
+# offers the in-step tuner besides the default; `tl.dot` takes 16 rows at least.
+MATMAT_TILES: tuple[tuple[int, int, int, int], ...] = (
+    (16, 128, 4, 4),
+    (16, 256, 4, 4),
+    (16, 512, 8, 3),
+    (32, 128, 4, 3),
+    (32, 128, 4, 4),
+    (32, 256, 8, 4),
+    (32, 512, 8, 3),
+    (64, 128, 4, 3),
+    (64, 128, 4, 5),
+    (64, 128, 8, 3),
+    (64, 256, 4, 5),
+    (128, 128, 4, 3),
+    # One stage: no shared-memory pipeline, the tile goes through registers as in the
+    # decode step's mat-vecs, so more programs fit an SM.
+    (16, 256, 4, 1),
+    (32, 256, 4, 1),
+    (32, 512, 8, 1),
+)
+
+
+# Column splits `candidate_configs` offers a splittable mat-mat, on these tiles of MATMAT_TILES
+# (and the default): few weight rows make few programs (2,560-row o and down: 80 of 32 rows),
+# and smaller tiles stream worse, so the columns are cut instead. A bare mat-mat of down's
+# shape streams at 3.5 TB/s on an H200 with 64 x 256 tiles, 5 stages, split 2, and at 2.1
+# unsplit (benchmarks/engine_matmat.py).
+SPLITS = (2, 4, 8)
+SPLIT_TILES: tuple[tuple[int, int, int, int], ...] = (
+    (16, 256, 4, 4),
+    (16, 256, 4, 1),
+    (32, 128, 4, 4),
+    (32, 256, 4, 1),
+    (32, 256, 4, 3),
+    (64, 128, 4, 5),
+    (64, 128, 8, 3),
+    (64, 256, 4, 5),
+)
+
+# The most column splits a mat-mat may take (its partials buffer holds this many).
+MAX_SPLIT = max(SPLITS)
+
+# Rows of gate+up a program of `geglu_reduce_kernel` finishes (after a split gate+up).
+GEGLU_BLOCK = 1024
+
+
+def candidate_configs(rows: int, k: int, splittable: bool = False) -> list[MatvecConfig]:
+    """The default tile and MATMAT_TILES' that fit the shape (columns a tile at most the
+    next power of two of k; at least two row blocks, so no shape runs as one program); for a
+    `splittable` mat-mat also the default and SPLIT_TILES' tiles with each of SPLITS that
+    divides k into whole tiles."""
+    seen = [default_config(rows, k)]
+    for block_n, block_k, warps, stages in MATMAT_TILES:
+        config = MatvecConfig(block_n, block_k, warps, stages)
+        if block_k <= max(16, _pow2(k)) and -(-rows // block_n) >= 2 and config not in seen:
+            seen.append(config)
+    if splittable:
+        bases = [seen[0]] + [MatvecConfig(*tile) for tile in SPLIT_TILES]
+        for base in bases:
+            for split in SPLITS:
+                config = replace(base, split=split)
+                if k % (split * base.block_k) == 0 and config not in seen:
+                    seen.append(config)
+    return seen
 
 
 # Float32 products a program of the mat-mat's FMA variant keeps (rows x columns a tile x
@@ -109,6 +180,7 @@ class _Matmat:
         args: dict[str, Any],
         flags: dict[str, int],
         use_pdl: bool,
+        partials: torch.Tensor | None = None,
     ) -> None:
         self.weight, self.out, self.rows = weight, out, rows
         self.k = weight.shape[1]
@@ -117,6 +189,29 @@ class _Matmat:
             default_config(rows, self.k) if flags["DOT"] else fma_config(rows, self.k, flags["WP"])
         )
         self.cache_hints = False
+        # Float32 partial sums of a split config ([MAX_SPLIT, W, rows (x2 for GEGLU)]), given
+        # to a mat-mat whose consumer can add them: None where the columns are never split.
+        self.partials = partials
+
+    @property
+    def splittable(self) -> bool:
+        return self.partials is not None
+
+    def accepts(self, config: MatvecConfig) -> bool:
+        """Whether this launch can run `config`: split columns only where a consumer adds
+        the partials, in whole tiles, and at most MAX_SPLIT of them."""
+        if config.split == 1:
+            return True
+        whole = self.k % (config.split * config.block_k) == 0
+        return self.splittable and whole and 1 < config.split <= MAX_SPLIT
+
+    def output(self) -> tuple[torch.Tensor, int, int]:
+        """What the consumer reads: (the output, 1, 0), or with split columns (the float32
+        partials, how many, elements between two of them)."""
+        split = self.config.split
+        if split == 1 or self.partials is None:
+            return self.out, 1, 0
+        return self.partials, split, self.flags["W"] * self.rows
 
     @property
     def quant(self) -> bool:
@@ -124,8 +219,11 @@ class _Matmat:
 
     @property
     def key(self) -> str:
-        """The shape, width and flags: configs are saved and applied by this name."""
-        flags = ",".join(f"{name}={value}" for name, value in sorted(self.flags.items()))
+        """The shape and flags but the width W (its padded WP stays): configs are saved and
+        applied by this name, so tiles tuned at one width serve every width of that WP."""
+        flags = ",".join(
+            f"{name}={value}" for name, value in sorted(self.flags.items()) if name != "W"
+        )
         return f"{self.rows}x{self.k}:{flags}" + (":int8" if self.quant else "")
 
     @property
@@ -134,13 +232,19 @@ class _Matmat:
 
     def __call__(self) -> None:
         config = self.config
+        if not self.accepts(config):
+            raise FusedUnsupportedError(
+                f"{self.key}: {config} splits its columns where no consumer adds the partials, "
+                f"or not into whole tiles of {config.block_k}, or more than {MAX_SPLIT} times"
+            )
         extra = {"launch_pdl": True} if self.use_pdl else {}
-        fvk.matmat_kernel[(self.blocks,)](
+        fvk.matmat_kernel[(self.blocks, config.split)](
             self.weight,
             self.out,
             self.rows,
             self.k,
             **self.args,
+            part_ptr=self.out if self.partials is None else self.partials,
             **self.flags,
             BN=config.block_n,
             BK=config.block_k,
@@ -149,10 +253,25 @@ class _Matmat:
             QUANT=self.quant,
             STREAM="evict_first" if self.cache_hints else "",
             KEEP="evict_last" if self.cache_hints else "",
+            SPLIT=config.split,
             num_warps=config.warps,
             num_stages=config.stages,
             **extra,
         )
+        if config.split > 1 and self.flags["EPI"] == fvk.GEGLU:
+            # gelu(gate) * up from the partials: a launch of its own after a split gate+up.
+            block = min(GEGLU_BLOCK, _pow2(self.rows))
+            fvk.geglu_reduce_kernel[(-(-self.rows // block), self.flags["W"])](
+                self.partials,
+                self.out,
+                self.rows,
+                W=self.flags["W"],
+                SPLIT=config.split,
+                BLOCK=block,
+                USE_PDL=self.use_pdl,
+                num_warps=4,
+                **extra,
+            )
 
 
 class FusedVerifyStep:
@@ -239,6 +358,10 @@ class FusedVerifyStep:
         self.projected = self._new(width * hidden)
         self.xin = self._new(width * hidden)
         self.ple = self._new(width * shape.num_layers * shape.ple_dim)
+        # Partial sums of split mat-mats, one mat-mat at a time: each consumer has read them
+        # before the next split mat-mat writes (it waits for the consumer's grid).
+        widest_out = max(2 * shape.intermediate_size, hidden)
+        self.partials = self._new(MAX_SPLIT * width * widest_out, dt=torch.float32)
 
     def set_cache_hints(self, on: bool) -> None:
         """L2 eviction hints on every mat-mat (as `FusedDecodeStep.set_cache_hints`)."""
@@ -324,8 +447,20 @@ class FusedVerifyStep:
                 args["gpre_ptr"] = final.g_pre
         if final is not None and self.finalize_launch:
             flags["FINAL"] = False
+        # Columns may be split where a launch of ours adds the partials: the finalize launch
+        # of a delta (o, down, the per-layer-embedding projection), and for gate+up a reduce
+        # launch that the mat-mat's own entry makes after it (so the list of launches, and
+        # what a CUDA graph captures, follows the tiles chosen after it was built).
+        finalized = final is not None and final.g_post is not None and self.finalize_launch
+        splittable = self.tensor_cores and (epilogue == fvk.GEGLU or finalized)
         launch = _Matmat(
-            weight, out, rows, args, {k: int(v) for k, v in flags.items()}, self.use_pdl
+            weight,
+            out,
+            rows,
+            args,
+            {k: int(v) for k, v in flags.items()},
+            self.use_pdl,
+            self.partials if splittable else None,
         )
         self.launches.append(launch)
         self.matmats.append(launch)
@@ -344,6 +479,7 @@ class FusedVerifyStep:
             _pow2(self.shape.hidden_size),
             launch.cache_hints,
             self.use_pdl,
+            launch.output,
         )
 
     def _next_norm(self, index: int) -> torch.Tensor:
@@ -589,6 +725,28 @@ class FusedVerifyStep:
 
     # -- tile configs -----------------------------------------------------------------------
 
+    def tune_in_step(
+        self,
+        keys: int = 16,
+        replays: int = 20,
+        progress: Callable[[str], None] = lambda line: None,
+    ) -> dict[str, Any]:
+        """Choose mat-mat tiles by timing the whole captured step, one shape at a time
+        (`fused.tune_shapes` over `candidate_configs`, every shape by default: the few-row
+        per-layer-embedding mat-mats stream little but run on few programs; with tensor cores
+        only). A replay
+        rewrites the same keys, values, ring entries and tokens from the same inputs, so the
+        trials change nothing but the tiles. Returns `tune_shapes`' report."""
+        if not self.tensor_cores:
+            raise ValueError("tune_in_step tunes the tensor-core mat-mats (tensor_cores=True)")
+        return tune_shapes(
+            self.matmats,
+            lambda launch: candidate_configs(launch.rows, launch.k, launch.splittable),
+            lambda: replay_seconds(capture_graph(self), replays) * 1e3,
+            keys,
+            progress,
+        )
+
     def configs(self) -> dict[str, dict[str, int]]:
         """The tile config of every distinct mat-mat shape (JSON-ready)."""
         return {launch.key: asdict(launch.config) for launch in self.matmats}
@@ -606,6 +764,13 @@ class FusedVerifyStep:
                     raise ValueError(
                         f"{launch.key}: mat-mat tiles need at least 16 rows and 16 columns "
                         f"(tl.dot) and no one-wave `programs`, got {config}"
+                    )
+                if not launch.accepts(config):
+                    raise ValueError(
+                        f"{launch.key}: this mat-mat cannot split its {launch.k} columns "
+                        f"{config.split} ways in tiles of {config.block_k} (only gate+up and "
+                        f"mat-mats with a finalize launch split, into whole tiles, at most "
+                        f"{MAX_SPLIT} ways), got {config}"
                     )
                 launch.config = config
                 changed += 1

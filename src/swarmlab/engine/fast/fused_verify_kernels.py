@@ -269,6 +269,70 @@ if HAVE_TRITON:
         return _rnd(_rnd(_gelu(y), DT) * per_layer, DT)
 
     @triton.jit
+    def _store_partials(
+        acc,
+        acc2,
+        part_ptr,
+        scale_ptr,
+        rows,
+        row_ok,
+        wcols,
+        wcol_ok,
+        NR,
+        W: tl.constexpr,
+        EPI: tl.constexpr,
+        QUANT: tl.constexpr,
+    ):
+        """A split mat-mat program's float32 sums [BN, WP] (and up's with GEGLU) at
+        part_ptr[split, column, row] of a [SPLIT, W, NR (2 NR with GEGLU)] buffer."""
+        out_rows = NR
+        if EPI == _GEGLU:
+            out_rows = 2 * NR
+        plane = part_ptr + tl.program_id(1).to(tl.int64) * W * out_rows
+        at = plane + wcols.to(tl.int64)[None, :] * out_rows + rows[:, None]
+        mask = row_ok[:, None] & wcol_ok[None, :]
+        y = acc
+        if QUANT:
+            y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
+        tl.store(at, y, mask=mask)
+        if EPI == _GEGLU:
+            up = acc2
+            if QUANT:
+                up_scale = tl.load(scale_ptr + rows + NR, mask=row_ok, other=0.0)
+                up = up * up_scale.to(tl.float32)[:, None]
+            tl.store(at + NR, up, mask=mask)
+
+    @triton.jit
+    def geglu_reduce_kernel(
+        part_ptr,
+        y_ptr,
+        NR,
+        W: tl.constexpr,
+        SPLIT: tl.constexpr,
+        BLOCK: tl.constexpr,
+        USE_PDL: tl.constexpr,
+    ):
+        """gelu(gate) * up of a split gate+up mat-mat: rows [program_id(0) * BLOCK, ...) of
+        column program_id(1), each the sum of its SPLIT float32 partials, rounded where the
+        unsplit mat-mat's epilogue rounds."""
+        DT: tl.constexpr = y_ptr.dtype.element_ty
+        pid = tl.program_id(0)
+        column = tl.program_id(1)
+        _pdl_release(USE_PDL)
+        _pdl_wait(USE_PDL)
+        rows = pid * BLOCK + tl.arange(0, BLOCK)
+        ok = rows < NR
+        src = part_ptr + column.to(tl.int64) * 2 * NR + rows
+        gate = tl.zeros((BLOCK,), dtype=tl.float32)
+        up = tl.zeros((BLOCK,), dtype=tl.float32)
+        for part in tl.static_range(SPLIT):
+            plane = src + part * W * 2 * NR
+            gate += tl.load(plane, mask=ok, other=0.0, cache_modifier=".cg")
+            up += tl.load(plane + NR, mask=ok, other=0.0, cache_modifier=".cg")
+        y = _rnd(_rnd(_gelu(_rnd(gate, DT)), DT) * _rnd(up, DT), DT)
+        tl.store(y_ptr + column.to(tl.int64) * NR + rows, y.to(DT), mask=ok)
+
+    @triton.jit
     def matmat_kernel(
         w_ptr,
         y_ptr,
@@ -287,6 +351,7 @@ if HAVE_TRITON:
         aux2_ptr,
         aux3_ptr,
         scale_ptr,
+        part_ptr,
         HID,
         res_scale,
         out_scale,
@@ -315,9 +380,16 @@ if HAVE_TRITON:
         DOT: tl.constexpr,
         STREAM: tl.constexpr,
         KEEP: tl.constexpr,
+        SPLIT: tl.constexpr,
     ):
         """Y[W, NR] = X[W, K] @ W[NR (x2 for GEGLU), K]^T, then an epilogue per column; with
         FINAL the last program to finish rebuilds the residual stream of every column.
+
+        With SPLIT > 1 (STORE or GEGLU, no FINAL, K a multiple of SPLIT * BK) program (i, s)
+        sums columns [s * K / SPLIT, (s + 1) * K / SPLIT) only and stores its float32 partial
+        (times the int8 scale) unrounded at part_ptr[s, column, row] (rows 0..2NR for GEGLU:
+        gate, then up); the consumer adds the SPLIT partials and rounds (`_finalize`,
+        `geglu_reduce_kernel`).
 
         Arguments are `fused_kernels.matvec_kernel`'s, with activations, outputs, residual
         streams and normed inputs as W rows of their decode-step length, ids_ptr holding the W
@@ -334,20 +406,15 @@ if HAVE_TRITON:
         row_ok = rows < NR
         row_base = rows.to(tl.int64)[:, None] * K
         up_base = (rows + NR).to(tl.int64)[:, None] * K
-        cols0 = tl.arange(0, BK)
-        # The first weight tile does not depend on the previous kernel: load it before waiting.
-        if EVEN_K:
-            first_mask = row_ok[:, None]
-        else:
-            first_mask = row_ok[:, None] & (cols0 < K)[None, :]
-        w_first = tl.load(
-            w_ptr + row_base + cols0[None, :], mask=first_mask, other=0.0, eviction_policy=STREAM
-        )
-        w2_first = w_first
-        if EPI == _GEGLU:
-            w2_first = tl.load(
-                w_ptr + up_base + cols0[None, :], mask=first_mask, other=0.0, eviction_policy=STREAM
-            )
+        k_start = 0
+        k_end = K
+        if SPLIT > 1:
+            k_start = tl.program_id(1) * (K // SPLIT)
+            k_end = k_start + K // SPLIT
+        # Every weight tile is loaded inside the loop, after the PDL wait: loading the first
+        # one before the wait (as the decode step's mat-vec does) takes it out of the loop's
+        # shared-memory pipeline, and a bare mat-mat of gate+up's bytes then streams at 2.9
+        # against 3.8 TB/s on an H200 (benchmarks/engine_matmat.py --variants).
         _pdl_wait(USE_PDL)
 
         wcols = tl.arange(0, WP)
@@ -364,12 +431,8 @@ if HAVE_TRITON:
         else:
             acc = tl.zeros((BN, BK, WP), dtype=tl.float32)
         acc2 = acc
-        x = _columns_tile(x_rows, cols0, K, wcol_ok, res_scale, DT, EMBED_INPUT)
-        acc = _accumulate(w_first, x, acc, QUANT, DT, IEEE, DOT)
-        if EPI == _GEGLU:
-            acc2 = _accumulate(w2_first, x, acc2, QUANT, DT, IEEE, DOT)
-        for start in range(BK, K, BK):
-            cols = start + cols0
+        for start in range(k_start, k_end, BK):
+            cols = start + tl.arange(0, BK)
             x = _columns_tile(x_rows, cols, K, wcol_ok, res_scale, DT, EMBED_INPUT)
             if EVEN_K:
                 mask = row_ok[:, None]
@@ -389,80 +452,85 @@ if HAVE_TRITON:
             acc = tl.sum(acc, axis=1)
             if EPI == _GEGLU:
                 acc2 = tl.sum(acc2, axis=1)
-        y = acc
-        if QUANT:
-            y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
-        y = _rnd(y, DT)
-        if EPI == _SCALE:
-            y = _rnd(y * out_scale, DT)
-        elif EPI == _GEGLU:
-            up = acc2
-            if QUANT:
-                up_scale = tl.load(scale_ptr + rows + NR, mask=row_ok, other=0.0)
-                up = up * up_scale.to(tl.float32)[:, None]
-            up = _rnd(up, DT)
-            y = _rnd(_rnd(_gelu(y), DT) * up, DT)
-        elif EPI == _PLE_GATE:
-            y = _ple_gate_columns(
-                y,
-                rows,
-                row_ok,
-                wcols,
-                wcol_ok,
-                NR,
-                tok,
-                aux_ptr,
-                aux_row,
-                aux2_ptr,
-                aux3_ptr,
-                aux_offset,
-                aux_stride,
-                aux_scale,
-                out_scale,
-                eps,
-                DT,
-                AUX_BLOCK,
+        if SPLIT > 1:
+            _store_partials(
+                acc, acc2, part_ptr, scale_ptr, rows, row_ok, wcols, wcol_ok, NR, W, EPI, QUANT
             )
-        elif EPI == _SOFTCAP_ARGMAX:
-            if out_scale > 0:
-                y = _rnd(_rnd(_tanh(_rnd(y / out_scale, DT)), DT) * out_scale, DT)
-            y = tl.where(row_ok[:, None], y, float("-inf"))
-            best = tl.max(y, axis=0)
-            first = tl.min(tl.where(y == best[None, :], rows[:, None], 2147483647), axis=0)
-            at = wcols * tl.num_programs(0) + pid
-            tl.store(aux_ptr + at, best, mask=wcol_ok)
-            tl.store(aux2_ptr + at, first, mask=wcol_ok)
-        if EPI != _SOFTCAP_ARGMAX:
-            out = y_ptr + wcols.to(tl.int64)[None, :] * NR + rows[:, None]
-            tl.store(out, y.to(DT), mask=row_ok[:, None] & wcol_ok[None, :])
-
-        if FINAL:
-            arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
-            if arrived == tl.num_programs(0) - 1:
-                _finalize_columns(
-                    y_ptr,
+        else:
+            y = acc
+            if QUANT:
+                y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
+            y = _rnd(y, DT)
+            if EPI == _SCALE:
+                y = _rnd(y * out_scale, DT)
+            elif EPI == _GEGLU:
+                up = acc2
+                if QUANT:
+                    up_scale = tl.load(scale_ptr + rows + NR, mask=row_ok, other=0.0)
+                    up = up * up_scale.to(tl.float32)[:, None]
+                up = _rnd(up, DT)
+                y = _rnd(_rnd(_gelu(y), DT) * up, DT)
+            elif EPI == _PLE_GATE:
+                y = _ple_gate_columns(
+                    y,
+                    rows,
+                    row_ok,
+                    wcols,
+                    wcol_ok,
+                    NR,
                     tok,
-                    res_ptr,
-                    gpost_ptr,
-                    scalar_ptr,
-                    gpre_ptr,
-                    res_out_ptr,
-                    xin_ptr,
-                    HID,
-                    res_scale,
+                    aux_ptr,
+                    aux_row,
+                    aux2_ptr,
+                    aux3_ptr,
+                    aux_offset,
+                    aux_stride,
+                    aux_scale,
+                    out_scale,
                     eps,
                     DT,
-                    F_FROM_TOKEN,
-                    F_HAS_DELTA,
-                    F_HAS_SCALAR,
-                    F_PRE_NORM,
-                    W,
-                    WP,
-                    HC,
-                    KEEP,
+                    AUX_BLOCK,
                 )
-                # Reset for the next step (kernel completion publishes it).
-                tl.store(counter_ptr, 0)
+            elif EPI == _SOFTCAP_ARGMAX:
+                if out_scale > 0:
+                    y = _rnd(_rnd(_tanh(_rnd(y / out_scale, DT)), DT) * out_scale, DT)
+                y = tl.where(row_ok[:, None], y, float("-inf"))
+                best = tl.max(y, axis=0)
+                first = tl.min(tl.where(y == best[None, :], rows[:, None], 2147483647), axis=0)
+                at = wcols * tl.num_programs(0) + pid
+                tl.store(aux_ptr + at, best, mask=wcol_ok)
+                tl.store(aux2_ptr + at, first, mask=wcol_ok)
+            if EPI != _SOFTCAP_ARGMAX:
+                out = y_ptr + wcols.to(tl.int64)[None, :] * NR + rows[:, None]
+                tl.store(out, y.to(DT), mask=row_ok[:, None] & wcol_ok[None, :])
+
+            if FINAL:
+                arrived = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
+                if arrived == tl.num_programs(0) - 1:
+                    _finalize_columns(
+                        y_ptr,
+                        tok,
+                        res_ptr,
+                        gpost_ptr,
+                        scalar_ptr,
+                        gpre_ptr,
+                        res_out_ptr,
+                        xin_ptr,
+                        HID,
+                        res_scale,
+                        eps,
+                        DT,
+                        F_FROM_TOKEN,
+                        F_HAS_DELTA,
+                        F_HAS_SCALAR,
+                        F_PRE_NORM,
+                        W,
+                        WP,
+                        HC,
+                        KEEP,
+                    )
+                    # Reset for the next step (kernel completion publishes it).
+                    tl.store(counter_ptr, 0)
 
     @triton.jit
     def verify_prep_kernel(

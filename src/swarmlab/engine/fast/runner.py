@@ -103,7 +103,8 @@ def _fused_verify_step(
         use_pdl=settings.use_pdl,
         cache_hints=settings.cache_hints,
     )
-    # Mat-mat keys name their width, so decode tiles never apply; verify tiles may.
+    # Mat-mat keys name their padded width (WP) and DOT, so decode tiles never apply; verify
+    # tiles (tuned at any width of that WP) may.
     step.use_configs(shipped_configs(runner.model.device))
     step.use_configs(settings.configs)
     return step
