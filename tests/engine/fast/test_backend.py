@@ -104,11 +104,19 @@ def test_prompt_logprobs_match_the_reference_backend(
         ({"SWARMLAB_FAST_K": "zero"}, "positive integer"),
         ({"SWARMLAB_FAST_MAX_CONTEXT": "0"}, "positive integer"),
         ({"SWARMLAB_FAST_SPEC_GRAPH": "yes"}, "must be 0 or 1"),
+        ({"SWARMLAB_FAST_COMPILE_DRAFT": "true"}, "must be 0 or 1"),
     ],
 )
 def test_bad_fast_options_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(FastOptionError, match=message):
         FastOptions.from_env(env, "cpu")
+
+
+def test_the_assistant_proposal_is_compiled_by_default_on_cuda_only() -> None:
+    assert FastOptions.from_env({}, "cuda").compile_draft
+    assert not FastOptions.from_env({}, "cpu").compile_draft
+    assert not FastOptions.from_env({"SWARMLAB_FAST_COMPILE_DRAFT": "0"}, "cuda").compile_draft
+    assert FastOptions.from_env({"SWARMLAB_FAST_COMPILE_DRAFT": "1"}, "cpu").compile_draft
 
 
 @pytest.mark.slow
