@@ -33,8 +33,31 @@ LAYERS = 42
 
 
 @triton.jit
+def _weight_tile(
+    w, rows, start, K, BN: tl.constexpr, BK: tl.constexpr, HINT: tl.constexpr, TMA: tl.constexpr
+):
+    """The weight tile [BN, BK] of `rows` from column `start`: by pointer, or through the
+    tensor descriptor `w` with TMA."""
+    if TMA:
+        tile = w.load([tl.program_id(0) * BN, start])
+    else:
+        cols = start + tl.arange(0, BK)
+        tile = tl.load(w + rows.to(tl.int64)[:, None] * K + cols[None, :], eviction_policy=HINT)
+    return tile
+
+
+@triton.jit
+def _columns(x_ptr, start, K, W: tl.constexpr, WP: tl.constexpr, BK: tl.constexpr):
+    """Activation tile [BK, WP]: the W columns, zero past them."""
+    cols = start + tl.arange(0, BK)
+    wcols = tl.arange(0, WP)
+    mask = (cols < K)[:, None] & (wcols < W)[None, :]
+    return tl.load(x_ptr + wcols[None, :] * K + cols[:, None], mask=mask, other=0.0)
+
+
+@triton.jit
 def bare_matmat(
-    w_ptr,
+    w,
     x_ptr,
     y_ptr,
     N,
@@ -46,60 +69,25 @@ def bare_matmat(
     SPLIT: tl.constexpr,
     HINT: tl.constexpr = "",
     PEEL: tl.constexpr = False,
+    TMA: tl.constexpr = False,
 ):
-    """Y[s, W, N] (s = the column split) = X[W, Ks] @ Wt[N, Ks]^T, weights by pointer; HINT
-    is the weight loads' eviction policy, PEEL multiplies the first tile before the loop (as
-    `matmat_kernel` does, which loads it before its PDL wait)."""
-    pid = tl.program_id(0)
+    """Y[s, W, N] (s = the column split) = X[W, Ks] @ Wt[N, Ks]^T. The weights `w` are a
+    pointer, or with TMA a host tensor descriptor of [BN, BK] blocks; HINT is the pointer
+    loads' eviction policy; PEEL multiplies the first tile before the loop (as
+    `matmat_kernel` did when it loaded that tile before its PDL wait)."""
     part = tl.program_id(1)
-    rows = pid * BN + tl.arange(0, BN)
+    rows = tl.program_id(0) * BN + tl.arange(0, BN)
     wcols = tl.arange(0, WP)
     span = K // SPLIT
     acc = tl.zeros((BN, WP), dtype=tl.float32)
     first = part * span
     if PEEL:
-        cols = first + tl.arange(0, BK)
-        w = tl.load(w_ptr + rows.to(tl.int64)[:, None] * K + cols[None, :], eviction_policy=HINT)
-        x_mask = (cols < K)[:, None] & (wcols < W)[None, :]
-        x = tl.load(x_ptr + wcols[None, :] * K + cols[:, None], mask=x_mask, other=0.0)
-        acc += tl.dot(w, x)
+        tile = _weight_tile(w, rows, first, K, BN, BK, HINT, TMA)
+        acc += tl.dot(tile, _columns(x_ptr, first, K, W, WP, BK))
         first += BK
     for start in range(first, part * span + span, BK):
-        cols = start + tl.arange(0, BK)
-        w = tl.load(w_ptr + rows.to(tl.int64)[:, None] * K + cols[None, :], eviction_policy=HINT)
-        x_mask = (cols < K)[:, None] & (wcols < W)[None, :]
-        x = tl.load(x_ptr + wcols[None, :] * K + cols[:, None], mask=x_mask, other=0.0)
-        acc += tl.dot(w, x)
-    out = y_ptr + part * W * N + wcols[None, :] * N + rows[:, None]
-    tl.store(out, acc.to(y_ptr.dtype.element_ty), mask=(rows < N)[:, None] & (wcols < W)[None, :])
-
-
-@triton.jit
-def tma_matmat(
-    w_desc,
-    x_ptr,
-    y_ptr,
-    N,
-    K,
-    W: tl.constexpr,
-    WP: tl.constexpr,
-    BN: tl.constexpr,
-    BK: tl.constexpr,
-    SPLIT: tl.constexpr,
-):
-    """As `bare_matmat`, the weight tile read through a host tensor descriptor (TMA)."""
-    pid = tl.program_id(0)
-    part = tl.program_id(1)
-    rows = pid * BN + tl.arange(0, BN)
-    wcols = tl.arange(0, WP)
-    span = K // SPLIT
-    acc = tl.zeros((BN, WP), dtype=tl.float32)
-    for start in range(part * span, part * span + span, BK):
-        cols = start + tl.arange(0, BK)
-        w = w_desc.load([pid * BN, start])
-        x_mask = (cols < K)[:, None] & (wcols < W)[None, :]
-        x = tl.load(x_ptr + wcols[None, :] * K + cols[:, None], mask=x_mask, other=0.0)
-        acc += tl.dot(w, x)
+        tile = _weight_tile(w, rows, start, K, BN, BK, HINT, TMA)
+        acc += tl.dot(tile, _columns(x_ptr, start, K, W, WP, BK))
     out = y_ptr + part * W * N + wcols[None, :] * N + rows[:, None]
     tl.store(out, acc.to(y_ptr.dtype.element_ty), mask=(rows < N)[:, None] & (wcols < W)[None, :])
 
@@ -151,12 +139,13 @@ def sweep(
             ],
             "tma": [
                 functools.partial(
-                    tma_matmat[grid],
+                    bare_matmat[grid],
                     TensorDescriptor.from_tensor(w, [bn, bk]),
                     x,
                     y,
                     n,
                     k,
+                    TMA=True,
                     **launch,
                 )
                 for w in weights

@@ -35,8 +35,9 @@ def bench() -> ModuleType:
         ("pointer", {}),
         ("pointer", {"HINT": "evict_first", "PEEL": True}),
         ("tma", {}),
+        ("tma", {"PEEL": True}),
     ],
-    ids=["pointer", "pointer-evict-peeled", "tma"],
+    ids=["pointer", "pointer-evict-peeled", "tma", "tma-peeled"],
 )
 def test_bench_kernels_multiply(bench: ModuleType, kind: str, flags: dict[str, Any], split: int):
     from triton.tools.tensor_descriptor import TensorDescriptor
@@ -50,7 +51,7 @@ def test_bench_kernels_multiply(bench: ModuleType, kind: str, flags: dict[str, A
     shape = {"W": width, "WP": 16, "BN": bn, "BK": bk, "SPLIT": split}
     if kind == "tma":
         desc = TensorDescriptor.from_tensor(weight, [bn, bk])
-        bench.tma_matmat[(n // bn, split)](desc, x, y, n, k, **shape)
+        bench.bare_matmat[(n // bn, split)](desc, x, y, n, k, **shape, TMA=True, **flags)
     else:
         bench.bare_matmat[(n // bn, split)](weight, x, y, n, k, **shape, **flags)
     got = y.view(split, width, n).sum(0).cpu()
