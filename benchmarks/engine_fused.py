@@ -50,7 +50,7 @@ from swarmlab.engine.fast.fused import (
     shipped_configs,
 )
 from swarmlab.engine.fast.fused_verify import MATMAT_TILES, FusedVerifyStep, _Matmat
-from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
+from swarmlab.engine.fast.graphs import graph_ms
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.quant import Int8Linear, swap_linears
 
@@ -60,16 +60,6 @@ def step_state(device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
     state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
     state[1].fill_(1024)  # attend over a 1k-token context
     return state, torch.zeros(2048, dtype=torch.long, device=device)
-
-
-def graph_ms(launches: list[Callable[[], None]], steps: int) -> float:
-    """Median milliseconds of one replay of a graph holding `launches`."""
-
-    def body() -> None:
-        for launch in launches:
-            launch()
-
-    return replay_seconds(capture_graph(body), steps) * 1e3
 
 
 def kernel_times(step: FusedDecodeStep) -> dict[str, float]:

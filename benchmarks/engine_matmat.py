@@ -27,7 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
-from swarmlab.engine.fast.graphs import capture_graph, replay_seconds
+from swarmlab.engine.fast.graphs import graph_ms
 
 LAYERS = 42
 
@@ -90,14 +90,6 @@ def bare_matmat(
         acc += tl.dot(tile, _columns(x_ptr, start, K, W, WP, BK))
     out = y_ptr + part * W * N + wcols[None, :] * N + rows[:, None]
     tl.store(out, acc.to(y_ptr.dtype.element_ty), mask=(rows < N)[:, None] & (wcols < W)[None, :])
-
-
-def graph_ms(launches: list[Callable[[], None]], steps: int) -> float:
-    def body() -> None:
-        for launch in launches:
-            launch()
-
-    return replay_seconds(capture_graph(body), steps) * 1e3
 
 
 def tiles(quick: bool) -> list[tuple[int, int, int, int, int]]:

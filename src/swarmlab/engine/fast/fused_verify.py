@@ -209,8 +209,9 @@ class _Matmat:
         """What the consumer reads: (the output, 1, 0), or with split columns (the float32
         partials, how many, elements between two of them)."""
         split = self.config.split
-        if split == 1 or self.partials is None:
+        if split == 1:
             return self.out, 1, 0
+        assert self.partials is not None  # accepts() lets only splittable launches split
         return self.partials, split, self.flags["W"] * self.rows
 
     @property

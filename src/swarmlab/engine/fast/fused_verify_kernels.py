@@ -269,11 +269,25 @@ if HAVE_TRITON:
         return _rnd(_rnd(_gelu(y), DT) * per_layer, DT)
 
     @triton.jit
+    def _dequantized(
+        acc, acc2, scale_ptr, rows, row_ok, NR, EPI: tl.constexpr, QUANT: tl.constexpr
+    ):
+        """The float32 sums [BN, WP] of a program (and up's with GEGLU), times the int8 weights'
+        per-row scales with QUANT; unrounded."""
+        y = acc
+        up = acc2
+        if QUANT:
+            y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
+            if EPI == _GEGLU:
+                up_scale = tl.load(scale_ptr + rows + NR, mask=row_ok, other=0.0)
+                up = up * up_scale.to(tl.float32)[:, None]
+        return y, up
+
+    @triton.jit
     def _store_partials(
-        acc,
-        acc2,
+        y,
+        up,
         part_ptr,
-        scale_ptr,
         rows,
         row_ok,
         wcols,
@@ -281,7 +295,6 @@ if HAVE_TRITON:
         NR,
         W: tl.constexpr,
         EPI: tl.constexpr,
-        QUANT: tl.constexpr,
     ):
         """A split mat-mat program's float32 sums [BN, WP] (and up's with GEGLU) at
         part_ptr[split, column, row] of a [SPLIT, W, NR (2 NR with GEGLU)] buffer."""
@@ -291,15 +304,8 @@ if HAVE_TRITON:
         plane = part_ptr + tl.program_id(1).to(tl.int64) * W * out_rows
         at = plane + wcols.to(tl.int64)[None, :] * out_rows + rows[:, None]
         mask = row_ok[:, None] & wcol_ok[None, :]
-        y = acc
-        if QUANT:
-            y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
         tl.store(at, y, mask=mask)
         if EPI == _GEGLU:
-            up = acc2
-            if QUANT:
-                up_scale = tl.load(scale_ptr + rows + NR, mask=row_ok, other=0.0)
-                up = up * up_scale.to(tl.float32)[:, None]
             tl.store(at + NR, up, mask=mask)
 
     @triton.jit
@@ -452,24 +458,15 @@ if HAVE_TRITON:
             acc = tl.sum(acc, axis=1)
             if EPI == _GEGLU:
                 acc2 = tl.sum(acc2, axis=1)
+        y, up = _dequantized(acc, acc2, scale_ptr, rows, row_ok, NR, EPI, QUANT)
         if SPLIT > 1:
-            _store_partials(
-                acc, acc2, part_ptr, scale_ptr, rows, row_ok, wcols, wcol_ok, NR, W, EPI, QUANT
-            )
+            _store_partials(y, up, part_ptr, rows, row_ok, wcols, wcol_ok, NR, W, EPI)
         else:
-            y = acc
-            if QUANT:
-                y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
             y = _rnd(y, DT)
             if EPI == _SCALE:
                 y = _rnd(y * out_scale, DT)
             elif EPI == _GEGLU:
-                up = acc2
-                if QUANT:
-                    up_scale = tl.load(scale_ptr + rows + NR, mask=row_ok, other=0.0)
-                    up = up * up_scale.to(tl.float32)[:, None]
-                up = _rnd(up, DT)
-                y = _rnd(_rnd(_gelu(y), DT) * up, DT)
+                y = _rnd(_rnd(_gelu(y), DT) * _rnd(up, DT), DT)
             elif EPI == _PLE_GATE:
                 y = _ple_gate_columns(
                     y,

@@ -3,7 +3,7 @@ the benchmarks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -33,3 +33,13 @@ def replay_seconds(graph: torch.cuda.CUDAGraph, repeats: int = 7) -> float:
         stop.synchronize()
         times.append(start.elapsed_time(stop) / 1e3)
     return sorted(times)[len(times) // 2]
+
+
+def graph_ms(launches: Sequence[Callable[[], object]], repeats: int = 7) -> float:
+    """Median milliseconds of one replay of a CUDA graph holding `launches` in order."""
+
+    def body() -> None:
+        for launch in launches:
+            launch()
+
+    return replay_seconds(capture_graph(body), repeats) * 1e3
