@@ -76,10 +76,22 @@ def test_an_assistant_directory_drives_mtp_drafting(
     assert host_loop.generate(PROMPT, 20, None) == one_graph.generate(PROMPT, 20, None) == expected
 
 
-def test_prompt_lookup_keeps_the_host_loop(options: BackendOptions) -> None:
-    env = {"SWARMLAB_FAST_DRAFT": "ngram", "SWARMLAB_FAST_SPEC_GRAPH": "1"}
-    fast = FastBackend.from_options(options, env)
-    assert fast.speculator is None and fast.drafter is not None
+def test_prompt_lookup_runs_in_one_graph_or_the_host_loop(
+    options: BackendOptions, reference: Backend
+) -> None:
+    """`SWARMLAB_FAST_SPEC_GRAPH=1` (the CUDA default; here on CPU the step's body runs
+    eagerly) searches on the device, `0` on the host: both give the reference's tokens."""
+    from swarmlab.engine.fast.spec_graph import LookupSpeculator
+    from swarmlab.engine.speculative import NgramDrafter
+
+    env = {"SWARMLAB_FAST_DRAFT": "ngram", "SWARMLAB_FAST_K": "3", "SWARMLAB_FAST_SPEC_GRAPH": "0"}
+    host_loop = FastBackend.from_options(options, env)
+    assert isinstance(host_loop.drafter, NgramDrafter) and host_loop.speculator is None
+    one_graph = FastBackend.from_options(options, env | {"SWARMLAB_FAST_SPEC_GRAPH": "1"})
+    assert isinstance(one_graph.speculator, LookupSpeculator) and one_graph.drafter is None
+    prompt = PROMPT * 3
+    expected = reference.generate(prompt, 20, None)
+    assert host_loop.generate(prompt, 20, None) == one_graph.generate(prompt, 20, None) == expected
 
 
 def test_prompt_logprobs_match_the_reference_backend(

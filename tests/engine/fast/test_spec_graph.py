@@ -3,6 +3,7 @@ eagerly; the CUDA test checks the captured graph against that)."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,18 @@ from swarmlab.engine.backend import BackendOptions, create_backend
 from swarmlab.engine.fast.backend import FastBackend
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import EmptyPromptError, GreedyRunner
-from swarmlab.engine.fast.spec_graph import GraphSpeculator, SpeculatorSetupError
-from swarmlab.engine.speculative import DraftMismatchError, ModelDrafter, speculative_generate
+from swarmlab.engine.fast.spec_graph import (
+    GraphSpeculator,
+    LookupSpeculator,
+    SpeculatorSetupError,
+    lookup_drafts,
+)
+from swarmlab.engine.speculative import (
+    DraftMismatchError,
+    ModelDrafter,
+    NgramDrafter,
+    speculative_generate,
+)
 
 KS = (1, 3, 6)
 
@@ -173,6 +184,66 @@ def test_unusable_pairs_are_refused(
         GraphSpeculator(target, other, 1)
 
 
+@pytest.mark.parametrize(("max_ngram", "min_ngram"), [(3, 1), (1, 1), (4, 2)])
+def test_the_device_lookup_proposes_what_the_host_lookup_does(
+    max_ngram: int, min_ngram: int
+) -> None:
+    """Random contexts over small vocabularies (many partial and overlapping matches, contexts
+    shorter than the n-grams), in a buffer whose positions past the context hold junk."""
+    drafter = NgramDrafter(max_ngram, min_ngram)
+    lengths = tuple(range(max_ngram, min_ngram - 1, -1))
+    rng = random.Random(max_ngram * 10 + min_ngram)
+    for _ in range(400):
+        vocab, size, k = rng.choice((2, 3, 7)), rng.randint(1, 30), rng.randint(1, 8)
+        context = [rng.randrange(vocab) for _ in range(size)]
+        junk = [rng.randrange(vocab) for _ in range(k + max_ngram + 1)]
+        tokens = torch.tensor(context + junk)
+        last = torch.tensor([size - 1])
+        proposed = lookup_drafts(tokens, last, k, lengths).tolist()
+        assert proposed == drafter.propose(context, k), (context, k)
+
+
+@pytest.mark.parametrize("k", KS)
+def test_lookup_step_equals_greedy_and_counts_what_the_host_loop_counts(
+    target: GreedyRunner,
+    test_prompts: list[list[int]],
+    expected: list[list[int]],
+    k: int,
+) -> None:
+    """Same drafts, same verification: the device step keeps the greedy tokens and accepts
+    exactly the drafts the host loop with `NgramDrafter` accepts."""
+    speculator = LookupSpeculator(target, k)
+    accepted = 0
+    for prompt, greedy in zip(test_prompts, expected, strict=True):
+        tokens, ours = speculator.generate(prompt, NEW_TOKENS)
+        _, theirs = speculative_generate(target, NgramDrafter(), prompt, NEW_TOKENS, k)
+        assert tokens == greedy
+        assert ours == theirs
+        accepted += ours.accepted
+    # The repeated prompt and the tiny model's own loops give the lookup hits to verify.
+    assert accepted > 0
+
+
+def test_lookup_step_cuts_at_stops_and_max_tokens(
+    target: GreedyRunner, test_prompts: list[list[int]], expected: list[list[int]]
+) -> None:
+    speculator = LookupSpeculator(target, 4, drafter=NgramDrafter(2, 1))
+    greedy = expected[5]
+    for max_tokens in range(NEW_TOKENS + 1):
+        assert speculator.generate(test_prompts[5], max_tokens)[0] == greedy[:max_tokens]
+    for index in (0, 5, NEW_TOKENS - 1):
+        cut = greedy.index(greedy[index]) + 1
+        tokens, _ = speculator.generate(test_prompts[5], NEW_TOKENS, {greedy[index]})
+        assert tokens == greedy[:cut]
+
+
+def test_lookup_speculator_refuses_empty_ngram_ranges(target: GreedyRunner) -> None:
+    with pytest.raises(SpeculatorSetupError, match="min_ngram <= max_ngram"):
+        LookupSpeculator(target, 2, drafter=NgramDrafter(1, 2))
+    with pytest.raises(SpeculatorSetupError, match="at least 1"):
+        LookupSpeculator(target, 0)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_captured_step_gives_the_eager_tokens() -> None:
@@ -207,3 +278,22 @@ def test_the_fast_backend_on_cuda_speculates_in_one_graph(tiny_model_dir: Path) 
     assert fast.speculator is not None
     prompt = [2, 45, 322, 81, 84, 266, 273, 81, 73] * 5
     assert fast.generate(prompt, 32, None) == reference.generate(prompt, 32, None)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+# torch.compile on the GPU machine's torch 2.11 warns from its own use of torch.jit.
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.parametrize("compile_step", [False, True])
+def test_the_captured_lookup_step_gives_the_eager_tokens(compile_step: bool) -> None:
+    fast = FastDecoder.from_transformers(
+        tiny_gemma(seed=1).to("cuda"), max_len=256, max_step_tokens=16
+    )
+    target = GreedyRunner(fast, prefill_chunk=16)
+    prompt = [5, 6, 7, 8, 9] * 6 + list(range(3, 20))
+    greedy = target.generate(prompt, 48)
+    for k in (1, 4):
+        eager = LookupSpeculator(target, k, use_graph=False).generate(prompt, 48)
+        graphed = LookupSpeculator(target, k, compile_step=compile_step).generate(prompt, 48)
+        assert graphed == eager
+        assert graphed[0] == greedy

@@ -10,8 +10,8 @@ them in its `env` map), declared once in `FastOptions`:
 | `SWARMLAB_FAST_COMPILE` | `1` on CUDA | torch.compile the decode step (before CUDA-graph capture) |
 | `SWARMLAB_FAST_DRAFT` | empty | speculative drafter: empty (off), `ngram`, a draft checkpoint directory, or a Gemma 4 MTP assistant directory (`model_type: gemma4_assistant`, detected) |
 | `SWARMLAB_FAST_K` | 4 | speculative tokens per step |
-| `SWARMLAB_FAST_COMPILE_DRAFT` | `0` | torch.compile an MTP assistant's K-step proposal (before CUDA-graph capture) |
-| `SWARMLAB_FAST_SPEC_GRAPH` | `1` on CUDA, else `0` | with a draft checkpoint or an MTP assistant: run draft, verification and acceptance as one captured step (`fast/spec_graph.py`, `fast/assistant.py`) instead of the host loop |
+| `SWARMLAB_FAST_COMPILE_DRAFT` | `1` on CUDA, else `0` | torch.compile an MTP assistant's K-step proposal, or the one-graph step's prompt-lookup search (before CUDA-graph capture) |
+| `SWARMLAB_FAST_SPEC_GRAPH` | `1` on CUDA, else `0` | with any drafter (prompt lookup, a draft checkpoint or an MTP assistant): run drafting, verification and acceptance as one captured step (`fast/spec_graph.py`, `fast/assistant.py`) instead of the host loop |
 | `SWARMLAB_FAST_FUSED` | `0` | `1`: decode with the fused Triton step (`fused.py`; CUDA and triton), and verify drafts with the fused verify step (`fused_verify.py`) |
 | `SWARMLAB_FAST_PDL` | `0` | `1`: launch the fused step's kernels with programmatic dependent launch |
 | `SWARMLAB_FAST_TUNE` | `0` | `1`: time tile configs for each fused mat-vec at start (about a minute) |
@@ -35,7 +35,7 @@ from swarmlab.engine.fast.assistant import (
 )
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import FusedSettings, GreedyRunner
-from swarmlab.engine.fast.spec_graph import GraphSpeculator
+from swarmlab.engine.fast.spec_graph import GraphSpeculator, LookupSpeculator
 from swarmlab.engine.loading import is_assistant_checkpoint, load_model
 from swarmlab.engine.logprobs import chunk_entries
 from swarmlab.engine.quant import (
@@ -203,7 +203,7 @@ class FastBackend:
         options = FastOptions.from_env(os.environ if env is None else env, backend.device)
         checkpoint = options.draft not in ("", "ngram")
         assistant = checkpoint and is_assistant_checkpoint(Path(options.draft))
-        one_graph = options.spec_graph and checkpoint
+        one_graph = options.spec_graph and bool(options.draft)
         widths = (options.k + 1,) if options.draft and not one_graph else ()
         runner = build_runner(backend.model_dir, backend, options, widths, keep_hidden=assistant)
         if one_graph:
@@ -245,6 +245,8 @@ class FastBackend:
 def _speculator(
     options: FastOptions, backend: BackendOptions, runner: GreedyRunner
 ) -> GraphSpeculator:
+    if options.draft == "ngram":
+        return LookupSpeculator(runner, options.k, compile_step=options.compile_draft)
     path = Path(options.draft)
     if is_assistant_checkpoint(path):
         assistant = load_mtp_assistant(path, runner.model, backend.device, backend.dtype)

@@ -26,11 +26,15 @@ Once a request is finished (stop id or `max_tokens`), further replays still comp
 nothing: positions, history and counters stay put. So the host can replay several steps
 between reads, and the positions a step touches never pass prompt + max_tokens + K.
 The output equals the target's plain greedy decoding token for token.
+
+`LookupSpeculator` is the same step with prompt lookup drafting on the device instead of a
+draft model: the n-gram search over the text so far is a few fixed-shape tensor operations
+(`lookup_drafts`), so the prompt-lookup step is one captured body too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -41,7 +45,7 @@ from swarmlab.engine.fast.runner import (
     EmptyPromptError,
     GreedyRunner,
 )
-from swarmlab.engine.speculative import SpeculativeStats, check_draft_vocabulary
+from swarmlab.engine.speculative import NgramDrafter, SpeculativeStats, check_draft_vocabulary
 
 
 class SpeculatorSetupError(ValueError):
@@ -199,6 +203,92 @@ class GraphSpeculator:
             accepted=accepted,
             accepted_at=self.accepted_at.tolist(),
         )
+
+
+def lookup_drafts(
+    tokens: torch.Tensor, last: torch.Tensor, k: int, lengths: tuple[int, ...]
+) -> torch.Tensor:
+    """Prompt lookup on the device: `NgramDrafter.propose(tokens[: last + 1], k)`, with fixed
+    shapes and no host read.
+
+    `tokens` holds the token at each position (only positions <= `last`, a one-element tensor,
+    are read); `lengths` are the n-gram lengths to try, longest first. For each n the latest
+    start s <= last - n whose n tokens equal the last n is found; the first n that has one
+    wins, and the drafts are the k tokens after its match, the last context token repeating
+    where they run out (no match anywhere: the last token k times).
+    """
+    starts = torch.arange(tokens.shape[0] - max(lengths), device=tokens.device)
+    after = []
+    for n in lengths:
+        match = starts <= last - n
+        for j in range(n):
+            tail = tokens.gather(0, (last - n + 1 + j).clamp(min=0))
+            match = match & (tokens[j : j + starts.shape[0]] == tail)
+        latest = torch.where(match, starts, -1).amax(0, keepdim=True)
+        after.append(torch.where(latest >= 0, latest + n, -1))
+    candidates = torch.cat(after)
+    found = candidates >= 0
+    first = candidates.gather(0, found.long().argmax(0, keepdim=True))
+    begin = torch.where(found.any(0, keepdim=True), first, last)
+    offsets = torch.arange(k, device=tokens.device)
+    return tokens.gather(0, torch.minimum(begin + offsets, last))
+
+
+class LookupSpeculator(GraphSpeculator):
+    """The one-graph speculative step with prompt lookup (`NgramDrafter`'s n-gram search, run
+    on the device by `lookup_drafts`) as the drafter: search, the target's width-(K+1)
+    verification and the acceptance are one captured body, replayed with no host read.
+
+    The speculator keeps the token at every position (the prompt, then each verification's
+    tokens written past the pending one; those past the kept ones are rewritten before any
+    search reads them). There is no draft model: the base class's draft runner is the target
+    itself, so its checks and resets apply to the one cache. `compile_step` compiles the
+    search (a few dozen small kernels eagerly) with torch.compile.
+    """
+
+    def __init__(
+        self,
+        target: GreedyRunner,
+        k: int,
+        use_graph: bool = True,
+        sync_every: int = DEFAULT_SYNC_EVERY,
+        drafter: NgramDrafter | None = None,
+        compile_step: bool = False,
+    ) -> None:
+        drafter = drafter or NgramDrafter()
+        if not 1 <= drafter.min_ngram <= drafter.max_ngram:
+            raise SpeculatorSetupError(
+                f"n-gram lengths {drafter.min_ngram}..{drafter.max_ngram} are empty; "
+                "give 1 <= min_ngram <= max_ngram"
+            )
+        device = target.model.device
+        # Room for every position a step may write, and for the search's shifted views.
+        size = target.model.cache.max_len + k + 1 + drafter.max_ngram
+        self.tokens = torch.zeros(size, dtype=torch.long, device=device)
+        self._lengths = tuple(range(drafter.max_ngram, drafter.min_ngram - 1, -1))
+        self._lookup: Callable[..., torch.Tensor] = lookup_drafts
+        if compile_step:
+            self._lookup = torch.compile(lookup_drafts, dynamic=False)
+        super().__init__(target, target, k, use_graph, sync_every)
+
+    def _prefill_draft(self, prompt: list[int]) -> None:
+        """No draft model: record the prompt's tokens for the search."""
+        ids = torch.tensor(prompt, dtype=torch.long, device=self.tokens.device)
+        self.tokens[: len(prompt)].copy_(ids)
+
+    @torch.inference_mode()
+    def start(self, prompt: list[int], max_tokens: int, stop_ids: Iterable[int] = ()) -> None:
+        super().start(prompt, max_tokens, stop_ids)
+        self.tokens[len(prompt) : len(prompt) + 1].copy_(self.pending)
+
+    def _draft_tokens(self) -> torch.Tensor:
+        return self._lookup(self.tokens, self.position, self.k, self._lengths)
+
+    def _accept(self, drafts: torch.Tensor, verified: torch.Tensor) -> None:
+        # The target's tokens go after the pending one; those past the kept ones are
+        # rewritten by a later step before a search can read them.
+        self.tokens.index_copy_(0, self.position + 1 + self._offsets, verified)
+        super()._accept(drafts, verified)
 
 
 def _check_pair(target: GreedyRunner, draft: GreedyRunner, k: int) -> None:
