@@ -15,8 +15,6 @@ decode step, and the fused verify step of each width with the shipped tiles).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from typing import Any
 
 import torch
@@ -24,6 +22,7 @@ import torch
 from swarmlab.engine.bench import random_transformers_model
 from swarmlab.engine.fast.assistant import AssistantDrafter, AssistantSpeculator, MtpAssistant
 from swarmlab.engine.fast.config import GLOBAL, SLIDING, shape_from_config
+from swarmlab.engine.fast.graphs import wall_ms
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import FusedSettings, GreedyRunner
 from swarmlab.engine.quant import GemvLinear, swap_linears
@@ -70,17 +69,6 @@ def random_assistant(target_config: Any, heads: int, intermediate: int) -> Any:
     return model.eval()
 
 
-def median_ms(body: Any, repeats: int = 50) -> float:
-    times = []
-    for _ in range(repeats + 5):
-        torch.cuda.synchronize()
-        began = time.perf_counter()
-        body()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times[5:]) * 1e3
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--k", type=int, action="append", help="drafts per step (repeatable)")
@@ -118,20 +106,20 @@ def main() -> None:
     prompt = list(range(1000, 2024))
     first = runner.prefill(prompt).tolist()
     context = prompt + first
-    decode = median_ms(lambda: runner.decode_steps(1))
+    decode = wall_ms(lambda: runner.decode_steps(1))
     print(f"decode step {decode:.3f} ms ({1e3 / decode:.0f} tok/s)")
     for k in ks:
         drafter = AssistantDrafter(assistant, k, use_graph=True, compile_step=args.compile_draft)
         runner.prefill(prompt)
-        verify = median_ms(lambda k=k: runner.verify([first[0]] + [1] * k, len(prompt)))
-        propose = median_ms(lambda d=drafter, k=k: d.propose(context, k))
-        replay = median_ms(drafter._draft)
+        verify = wall_ms(lambda k=k: runner.verify([first[0]] + [1] * k, len(prompt)))
+        propose = wall_ms(lambda d=drafter, k=k: d.propose(context, k))
+        replay = wall_ms(drafter._draft)
         runner.prefill(prompt)
         eager = AssistantDrafter(assistant, k, use_graph=False).propose(context, k)
         same = drafter.propose(context, k) == eager
         speculator = AssistantSpeculator(runner, assistant, k, compile_step=args.compile_draft)
         speculator.start(prompt, 512)
-        one_graph = median_ms(lambda s=speculator: s.run_steps(1))
+        one_graph = wall_ms(lambda s=speculator: s.run_steps(1))
         tokens = 1 + sum(ACCEPTANCE[:k])
         host_rate = tokens / (verify + propose) * 1e3
         graph_rate = tokens / one_graph * 1e3

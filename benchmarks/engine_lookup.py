@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from swarmlab.engine.bench import random_transformers_model
+from swarmlab.engine.fast.graphs import wall_ms
 from swarmlab.engine.fast.model import FastDecoder
 from swarmlab.engine.fast.runner import FusedSettings, GreedyRunner
 from swarmlab.engine.fast.spec_graph import LookupSpeculator
@@ -37,18 +36,6 @@ from swarmlab.engine.speculative import NgramDrafter
 # The challenge's quoted per-position acceptance of the MTP assistant (K = 7), as in
 # benchmarks/engine_assistant.py.
 ACCEPTANCE = (0.69, 0.53, 0.43, 0.34, 0.27, 0.22, 0.17)
-
-
-def median_ms(body: Callable[[], Any], repeats: int = 50) -> float:
-    """Host wall time of `body` with the device drained before and after, median of repeats."""
-    times = []
-    for _ in range(repeats + 5):
-        torch.cuda.synchronize()
-        began = time.perf_counter()
-        body()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times[5:]) * 1e3
 
 
 def build_runner(fused: bool, k_max: int) -> GreedyRunner:
@@ -72,9 +59,9 @@ def measure_k(runner: GreedyRunner, prompt: list[int], k: int, decode: float) ->
     first = runner.prefill(prompt).tolist()
     context = prompt + first
     drafter = NgramDrafter()
-    verify = median_ms(lambda: runner.verify([first[0]] + [1] * k, len(prompt)))
-    search = median_ms(lambda: drafter.propose(context, k), repeats=200)
-    host_step = median_ms(
+    verify = wall_ms(lambda: runner.verify([first[0]] + [1] * k, len(prompt)))
+    search = wall_ms(lambda: drafter.propose(context, k), repeats=200)
+    host_step = wall_ms(
         lambda: runner.verify([context[-1], *drafter.propose(context, k)], len(context) - 1)
     )
     row: dict[str, Any] = {"k": k, "verify_ms": verify, "host_search_ms": search}
@@ -83,7 +70,7 @@ def measure_k(runner: GreedyRunner, prompt: list[int], k: int, decode: float) ->
         speculator = LookupSpeculator(runner, k, compile_step=compiled)
         speculator.start(prompt, 512)
         key = "graph_step_compiled_ms" if compiled else "graph_step_ms"
-        row[key] = median_ms(functools.partial(speculator.run_steps, 1))
+        row[key] = wall_ms(functools.partial(speculator.run_steps, 1))
     tokens = 1 + sum(ACCEPTANCE[:k])
     best = min(row["graph_step_ms"], row["graph_step_compiled_ms"])
     row["tokens_per_step_quoted"] = tokens
@@ -148,7 +135,7 @@ def main() -> None:
     prompt = torch.randint(0, 262_144, (1024,), generator=torch.Generator().manual_seed(1))
     ids = prompt.tolist()
     runner.prefill(ids)
-    decode = median_ms(lambda: runner.decode_steps(1))
+    decode = wall_ms(lambda: runner.decode_steps(1))
     print(f"decode step {decode:.3f} ms ({1e3 / decode:.0f} tok/s)")
     rows = [measure_k(runner, ids, k, decode) for k in ks]
     result = {

@@ -1,8 +1,10 @@
-"""CUDA-graph capture and replay timing shared by the runner, the fused step's tile tuner and
-the benchmarks."""
+"""CUDA-graph capture, replay timing and host wall timing, shared by the runner, the fused
+step's tile tuner and the benchmarks."""
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -43,3 +45,16 @@ def graph_ms(launches: Sequence[Callable[[], object]], repeats: int = 7) -> floa
             launch()
 
     return replay_seconds(capture_graph(body), repeats) * 1e3
+
+
+def wall_ms(body: Callable[[], object], repeats: int = 50) -> float:
+    """Median host milliseconds of `body`, the device drained before and after each call (so
+    host reads and Python work inside it count), after 5 untimed calls."""
+    times = []
+    for _ in range(repeats + 5):
+        torch.cuda.synchronize()
+        began = time.perf_counter()
+        body()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times[5:]) * 1e3
