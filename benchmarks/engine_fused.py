@@ -22,13 +22,8 @@ each launch group of the decode and verify steps alone (`breakdown`: mat-vecs an
 shape, with their TB/s, attention, merge, finalizers, ...). `--verify-tune tiles.json` first
 chooses the verify mat-mat tiles per shape at the first width by timing the whole step, writes
 them, and times every width with them.
-`--no-peel` runs every decode mat-vec (its tile shipped, from `--configs`, or the default)
-with no weight tile loaded before the PDL wait (`MatvecConfig.peel=False`), in whichever mode
-is chosen, so a whole-step A/B is the same command with and without it; `--peel-candidates`
-lets `--tune-in-step` try each candidate tile both ways.
 Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
-       [--only-variants] [--only-attention] [--tune-in-step tiles.json [--flat]
-        [--peel-candidates]] [--int8] [--no-peel]
+       [--only-variants] [--only-attention] [--tune-in-step tiles.json] [--int8]
        [--verify-widths 2-9 [--verify-tiles] [--verify-fma] [--verify-groups]
         [--verify-tune tiles.json]] [--out report.json]
 """
@@ -39,7 +34,6 @@ import argparse
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,20 +60,6 @@ def step_state(device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
     state = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(3)]
     state[1].fill_(1024)  # attend over a 1k-token context
     return state, torch.zeros(2048, dtype=torch.long, device=device)
-
-
-def unpeeled(fast: FastDecoder, configs: dict[str, Any]) -> dict[str, Any]:
-    """`configs` with the tile of every decode mat-vec shape of `fast` (as `configs` names
-    it, else the default) set to peel=False; shapes are keyed by their launch flags, which
-    no FusedDecodeStep option changes, so every step built from the result runs unpeeled.
-    (A PLE gate `configs` does not name gets the default step's whole-row prologue tile,
-    also in a step without the prologue; the shipped tiles name it.)"""
-    state, history = step_state(fast.device)
-    step = FusedDecodeStep(fast, *state, history, use_pdl=True)
-    step.use_configs(configs)
-    return configs | {
-        launch.key: replace(launch.config, peel=False).to_json() for launch in step.matvecs
-    }
 
 
 def kernel_times(step: FusedDecodeStep) -> dict[str, float]:
@@ -417,12 +397,7 @@ def tune_verify(
 
 
 def tune_in_step(
-    fast: FastDecoder,
-    configs: dict[str, Any],
-    path: Path,
-    flat: bool,
-    options: dict[str, Any],
-    peel_candidates: bool = False,
+    fast: FastDecoder, configs: dict[str, Any], path: Path, flat: bool, options: dict[str, Any]
 ) -> None:
     device = fast.device
     state, history = step_state(device)
@@ -430,11 +405,7 @@ def tune_in_step(
     step.use_configs(configs)
     sms = torch.cuda.get_device_properties(device).multi_processor_count if flat else 0
     with torch.inference_mode():
-        report = step.tune_in_step(
-            progress=lambda line: print(line, flush=True),
-            sms=sms,
-            peel_candidates=peel_candidates,
-        )
+        report = step.tune_in_step(progress=lambda line: print(line, flush=True), sms=sms)
     print(f"step {report['step_ms_before']:.3f} ms -> {report['step_ms_after']:.3f} ms")
     tiles = {
         "configs": step.configs(),
@@ -471,19 +442,6 @@ def main() -> None:
         "--flat",
         action="store_true",
         help="with --tune-in-step: also try one-wave mat-vec configs (FLAT_TILES)",
-    )
-    parser.add_argument(
-        "--peel-candidates",
-        action="store_true",
-        help="with --tune-in-step: also try each candidate tile with peel=False (no weight "
-        "tile loaded before the PDL wait; one-wave tiles have none to begin with)",
-    )
-    parser.add_argument(
-        "--no-peel",
-        action="store_true",
-        help="every decode mat-vec's tile (shipped, from --configs, or the default) with "
-        "peel=False: its first weight tile loaded in the column loop after the PDL wait, not "
-        "before it (with --tune-in-step: the tiles it starts from; candidates keep theirs)",
     )
     parser.add_argument(
         "--step-options",
@@ -538,20 +496,8 @@ def main() -> None:
     configs: dict[str, Any] = (
         read_configs(args.configs) if args.configs else shipped_configs(device)
     )
-    if args.no_peel:
-        configs = unpeeled(fast, configs)
-        print("decode mat-vecs: peel=False, every weight tile loaded after the PDL wait")
-    else:
-        print("decode mat-vecs: tiles as configured (peel=True unless a config says false)")
     if args.tune_in_step:
-        tune_in_step(
-            fast,
-            configs,
-            args.tune_in_step,
-            args.flat,
-            args.step_options,
-            args.peel_candidates,
-        )
+        tune_in_step(fast, configs, args.tune_in_step, args.flat, args.step_options)
         return
     if args.verify_widths:
         if args.verify_tune:
@@ -565,24 +511,17 @@ def main() -> None:
                 args.verify_tiles,
                 args.verify_fma,
                 args.verify_groups,
-            ),
-            "no_peel": args.no_peel,
+            )
         }
         if args.out:
             args.out.write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
         return
     if args.only_attention:
-        found = {
-            "attention": attention_variants(fast, configs, args.steps, args.variant),
-            "no_peel": args.no_peel,
-        }
+        found = {"attention": attention_variants(fast, configs, args.steps, args.variant)}
         if args.out:
             args.out.write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
         return
-    report: dict[str, object] = {
-        "variants": step_variants(fast, configs, args.steps),
-        "no_peel": args.no_peel,
-    }
+    report: dict[str, object] = {"variants": step_variants(fast, configs, args.steps)}
     if args.only_variants:
         if args.out:
             args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

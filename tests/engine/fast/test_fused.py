@@ -9,9 +9,6 @@ through it must equal transformers' plain greedy decoding.
 from __future__ import annotations
 
 import copy
-import json
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,7 +80,6 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         (16384, True, True, False, None, "prewait", "finalize-launch"),
         (16384, True, True, False, MANY_SPLITS, "prewait", "finalize-and-merge-launches"),
         (16384, True, True, True, None, "prewait", "finalize-ple-prologue-and-merge-launches"),
-        (16384, True, True, True, None, "prewait", "finalize-ple-prologue-no-peel"),
     ],
     ids=[
         "merge-at-once",
@@ -101,7 +97,6 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         "prewait-finalize-launches",
         "prewait-finalize-and-merge-launches-many-splits",
         "int8-down-finalized-in-the-ple-gate",
-        "int8-no-peel-down-finalized-in-the-ple-gate",
     ],
 )
 @torch.inference_mode()
@@ -124,10 +119,7 @@ def test_fused_step_equals_the_unfused_step(
     tiles each (ragged at both ends); "finalize-launch" finalizes the residual stream in a
     launch of its own after each mat-vec that feeds it, "...-and-merge-launches" also
     merges attention's splits in a launch of their own, and "ple-prologue" has every program
-    of the PLE gate finalize down's output itself instead. "no-peel" loads no weight tile
-    before the PDL wait (`MatvecConfig.peel=False`): every one inside the column loop, in
-    32-column tiles (several a row, ragged on the 8-column PLE projection) except the PLE
-    gate's one whole-row tile, which its prologue needs."""
+    of the PLE gate finalize down's output itself instead."""
     from swarmlab.engine.fast import fused
     from swarmlab.engine.fast.fused import FusedDecodeStep, MatvecConfig
     from swarmlab.engine.quant import Int8Linear, swap_linears
@@ -164,11 +156,6 @@ def test_fused_step_equals_the_unfused_step(
     if launches == "one-wave":
         for launch in step.matvecs:
             launch.config = MatvecConfig(block_n=16, block_k=32, warps=4, stages=1, programs=3)
-    if launches.endswith("no-peel"):
-        for launch in step.matvecs:
-            tile = launch.config if launch.pro_final else MatvecConfig(32, 32, 4, stages=2)
-            launch.config = replace(tile, peel=False)
-        assert any(launch.pro_final for launch in step.matvecs)
     # qkv, q/k prep (unless fuse_prep puts it inside attention), attention, o, gate+up, down,
     # PLE gate, PLE projection a layer; plus the PLE model projection, the lm_head and finish.
     # A finalize launch after o, down and the PLE projection, and after the model projection;
@@ -310,6 +297,8 @@ def test_fused_options_are_checked() -> None:
 
 
 def test_the_shipped_h200_tiles_name_the_e4b_mat_vecs() -> None:
+    import json
+
     from swarmlab.engine.fast.fused import TILES, MatvecConfig
     from swarmlab.engine.fast.fused_verify import SPLITS
 
@@ -332,36 +321,6 @@ def test_the_shipped_h200_tiles_name_the_e4b_mat_vecs() -> None:
     for key, tile in verify.items():
         assert "W=" not in key and "WP=16" in key
         assert min(tile.block_n, tile.block_k) >= 16 and tile.split in (1, *SPLITS)
-
-
-def test_a_tile_without_the_peel_round_trips_through_a_tiles_file(
-    tiny_target: Any, tmp_path: Path
-) -> None:
-    """Tiles files hold `peel` only when it is off: configs that keep it (every file saved
-    before it existed) save as they did, and one with "peel": false loads as such."""
-    from dataclasses import asdict
-
-    from swarmlab.engine.fast.fused import FusedDecodeStep, MatvecConfig, read_configs
-
-    def step() -> FusedDecodeStep:
-        state = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
-        return FusedDecodeStep(decoder, *state, torch.zeros(96, dtype=torch.long, device=DEVICE))
-
-    decoder = _decoder(tiny_target)
-    saved = step()
-    projection = saved.matvecs[0]  # the PLE model projection: a shape of its own
-    projection.config = MatvecConfig(16, 32, 4, 2, peel=False)
-    configs = saved.configs()
-    assert configs[projection.key] == {**asdict(projection.config), "peel": False}
-    kept = [config for key, config in configs.items() if key != projection.key]
-    assert kept and all(
-        set(config) == set(asdict(MatvecConfig(1, 1, 1))) - {"peel"} for config in kept
-    )
-    path = tmp_path / "tiles.json"
-    path.write_text(json.dumps({"configs": configs}, indent=1, sort_keys=True), encoding="utf-8")
-    loaded = step()
-    assert loaded.use_configs(read_configs(path)) == len(loaded.matvecs)
-    assert [m.config for m in loaded.matvecs] == [m.config for m in saved.matvecs]
 
 
 @pytest.mark.skipif(not CUDA, reason="times captured CUDA graphs")
@@ -404,7 +363,7 @@ def test_tune_shapes_descends_one_shape_at_a_time_largest_first() -> None:
     """`tune_shapes` (shared by the decode and verify tuners): the `keys` shapes that stream
     the most bytes are tuned, largest first, each candidate applied to every launch of its
     shape before the step is timed; the fastest stays and untuned shapes keep theirs."""
-    from dataclasses import dataclass
+    from dataclasses import asdict, dataclass
 
     from swarmlab.engine.fast.fused import MatvecConfig, tune_shapes
 
@@ -436,7 +395,7 @@ def test_tune_shapes_descends_one_shape_at_a_time_largest_first() -> None:
     assert list(report) == ["step_ms_before", "big", "middle", "step_ms_after"]
     assert report["step_ms_before"] == (2 * 2 + 1 + 1) * 16
     assert report["step_ms_after"] == 2 * 2 * 4 + 4 + 16
-    assert report["big"][str(candidates[1].to_json())] == 2 * 2 * 4 + 16 + 16
+    assert report["big"][str(asdict(candidates[1]))] == 2 * 2 * 4 + 16 + 16
     # The first shape tuned is the largest: its candidates were timed before middle's.
     assert timed[1] == ("middle:16", "big:32", "small:16", "big:32")
 
@@ -444,7 +403,7 @@ def test_tune_shapes_descends_one_shape_at_a_time_largest_first() -> None:
 def test_tune_shapes_skips_a_tile_the_gpu_refuses_and_fails_when_none_fits() -> None:
     """A candidate whose step raises one of `refused` (Triton's OutOfResources on a GPU)
     is reported as None and skipped; a shape none of whose candidates fits is an error."""
-    from dataclasses import dataclass
+    from dataclasses import asdict, dataclass
 
     from swarmlab.engine.fast.fused import MatvecConfig, tune_shapes
 
@@ -468,7 +427,7 @@ def test_tune_shapes_skips_a_tile_the_gpu_refuses_and_fails_when_none_fits() -> 
     lines: list[str] = []
     report = tune_shapes([launch], lambda _: [fits, too_big], step_ms, 1, lines.append, (TooBig,))
     assert launch.config == fits  # the smaller tile would win, but it does not fit
-    assert report["only"] == {str(fits.to_json()): 32.0, str(too_big.to_json()): None}
+    assert report["only"] == {str(asdict(fits)): 32.0, str(asdict(too_big)): None}
     assert any("does not fit" in line for line in lines)
     # Other exceptions are not swallowed, and a shape with no tile that fits is refused.
     with pytest.raises(TooBig):

@@ -4,28 +4,19 @@ mean nothing. Split programs store per-split partials; their sum is the product.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import torch
+from tests.fixtures.fast_engine import load_benchmark
 
 pytest.importorskip("triton")
-
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "engine_matmat.py"
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("engine_matmat_under_test", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("engine_matmat")
 
 
 @pytest.mark.parametrize("split", [1, 2])

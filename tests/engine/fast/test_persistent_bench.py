@@ -6,20 +6,18 @@ opens at once."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import torch
+from tests.fixtures.fast_engine import load_benchmark
 
 pytest.importorskip("triton")
 
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "engine_persistent.py"
 CUDA = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if CUDA else "cpu")
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -29,12 +27,7 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 def bench() -> ModuleType:
     if not CUDA and not INTERPRETED:
         pytest.skip("no CUDA, and triton was imported before TRITON_INTERPRET=1 was set")
-    spec = importlib.util.spec_from_file_location("engine_persistent_under_test", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("engine_persistent")
 
 
 def _chain(bench: ModuleType, layers: int = 2, head: bool = True) -> Any:

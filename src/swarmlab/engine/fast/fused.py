@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -50,22 +50,6 @@ class MatvecConfig:
     # Verify mat-mats only: the columns cut into this many runs, one program each per row
     # block, whose float32 partial sums the consumer adds (matmat_kernel's SPLIT).
     split: int = 1
-    # Decode mat-vecs of one row block a program (programs 0) only: matvec_kernel's PEEL.
-    # False loads no weight tile before the PDL wait, every one inside the column loop.
-    peel: bool = True
-
-    def to_json(self) -> dict[str, int]:
-        """The config as tiles files hold it: `peel` only when False, so that files saved
-        before it existed, and configs that keep it on, read and save the same."""
-        saved = asdict(self)
-        if self.peel:
-            del saved["peel"]
-        return saved
-
-    @classmethod
-    def from_json(cls, saved: dict[str, Any]) -> MatvecConfig:
-        """A config as `to_json` (or a tiles file written before a field existed) holds it."""
-        return cls(**saved)
 
 
 @dataclass
@@ -108,13 +92,9 @@ FLAT_TILES: tuple[tuple[int, int, int], ...] = (
 )
 
 
-def candidate_configs(
-    rows: int, k: int, sms: int = 0, peel_candidates: bool = False
-) -> list[MatvecConfig]:
+def candidate_configs(rows: int, k: int, sms: int = 0) -> list[MatvecConfig]:
     """What `tune` tries for one shape: the default and its neighbours; with `sms` (the
-    GPU's SM count) also one-wave configs of FLAT_TILES with `sms` and 2 * `sms` programs;
-    with `peel_candidates` also each row-block config with peel=False (its first weight tile
-    loaded in the column loop, after the PDL wait)."""
+    GPU's SM count) also one-wave configs of FLAT_TILES with `sms` and 2 * `sms` programs."""
     seen: list[MatvecConfig] = [default_config(rows, k)]
     for block_n, block_k, warps in FLAT_TILES if sms else ():
         for programs in (sms, 2 * sms):
@@ -134,9 +114,6 @@ def candidate_configs(
                 config = MatvecConfig(block_n, _pow2(k), 8 if block_n * _pow2(k) > 4096 else 4)
                 if config not in seen:
                     seen.append(config)
-    if peel_candidates:
-        # One-wave configs (programs > 0) have no peeled tile: no twin.
-        seen += [replace(config, peel=False) for config in seen if not config.programs]
     return seen
 
 
@@ -204,10 +181,10 @@ def tune_shapes(
                 ms = step_ms()
             except refused as exc:
                 progress(f"{key}: {config} does not fit this GPU ({exc})")
-                tried[str(config.to_json())] = None
+                tried[str(asdict(config))] = None
                 continue
             timings.append((ms, config))
-            tried[str(config.to_json())] = ms
+            tried[str(asdict(config))] = ms
         if not timings:
             raise ValueError(f"{key}: no candidate tile fits this GPU: {list(tried)}")
         best_ms, best = min(timings, key=lambda item: item[0])
@@ -388,7 +365,6 @@ class _Matvec:
             SKIP_FINAL=self.skip_final,
             FLAT=int(config.programs > 0),
             PRO_FINAL=self.pro_final,
-            PEEL=config.peel,
             num_warps=config.warps,
             num_stages=config.stages,
             **extra,
@@ -888,14 +864,14 @@ class FusedDecodeStep:
 
     def configs(self) -> dict[str, dict[str, int]]:
         """The tile config of every distinct mat-vec shape (JSON-ready)."""
-        return {launch.key: launch.config.to_json() for launch in self.matvecs}
+        return {launch.key: asdict(launch.config) for launch in self.matvecs}
 
     def use_configs(self, configs: dict[str, dict[str, int]]) -> int:
         """Apply saved configs to the shapes they name (those a launch can run); how many
         launches changed."""
         changed = 0
         for launch in self.matvecs:
-            config = MatvecConfig.from_json(configs[launch.key]) if launch.key in configs else None
+            config = MatvecConfig(**configs[launch.key]) if launch.key in configs else None
             if config is not None and launch.accepts(config):
                 launch.config = config
                 changed += 1
@@ -933,7 +909,7 @@ class FusedDecodeStep:
         for launch in self.matvecs:
             launch.config = best[launch.key][1]
         self.tuning = {
-            key: {"us": seconds * 1e6, "gbs": self._bytes(key) / seconds / 1e9, **config.to_json()}
+            key: {"us": seconds * 1e6, "gbs": self._bytes(key) / seconds / 1e9, **asdict(config)}
             for key, (seconds, config) in best.items()
         }
         return self.tuning
@@ -944,7 +920,6 @@ class FusedDecodeStep:
         replays: int = 20,
         progress: Callable[[str], None] = lambda line: None,
         sms: int = 0,
-        peel_candidates: bool = False,
     ) -> dict[str, Any]:
         """Choose tiles by timing the whole captured step, one shape at a time.
 
@@ -955,8 +930,8 @@ class FusedDecodeStep:
         replayed at the current position; the fastest stays. The position and the count of
         generated tokens are put back before and after every trial, so the trials never
         write past the history or the cache. `sms` (the GPU's SM count) adds the one-wave
-        candidates of `candidate_configs`, `peel_candidates` its peel=False twins. Returns
-        {"step_ms_before", "step_ms_after", and per tuned shape: {config: step ms}}.
+        candidates of `candidate_configs`. Returns {"step_ms_before", "step_ms_after", and
+        per tuned shape: {config: step ms}}.
         """
         start, done = int(self.position), int(self.count)
 
@@ -978,7 +953,7 @@ class FusedDecodeStep:
             self.matvecs,
             lambda launch: [
                 config
-                for config in candidate_configs(launch.rows, launch.k, sms, peel_candidates)
+                for config in candidate_configs(launch.rows, launch.k, sms)
                 if launch.accepts(config)
             ],
             step_ms,

@@ -358,7 +358,6 @@ if HAVE_TRITON:
         SKIP_FINAL: tl.constexpr = 0,
         FLAT: tl.constexpr = 0,
         PRO_FINAL: tl.constexpr = False,
-        PEEL: tl.constexpr = True,
     ):
         """y[NR] = W[NR (x2 for GEGLU), K] @ x, then an epilogue; with FINAL, the last
         program to finish also rebuilds the residual stream for the next stage.
@@ -379,11 +378,6 @@ if HAVE_TRITON:
         blocks and streaming them tile after tile, the next tile's load issued before this
         one's arithmetic (0: one row block a program, Triton's pipelining of the column
         loop, as many waves as blocks need).
-
-        PEEL (FLAT 0 only): each program loads its first weight tile before the PDL wait and
-        multiplies it before the column loop; without it, no weight is read before the wait
-        and every tile is loaded inside the loop, which Triton's pipelining may stream better
-        (it did for the verify step's `matmat_kernel`).
 
         SKIP_FINAL: 2 leaves the counter and the finalizer's work out, for a `finalize_kernel`
         launch after this one to do (or, timing only, nothing); 1 (timing only, results are
@@ -407,27 +401,25 @@ if HAVE_TRITON:
             acc = tl.zeros((BN, BK), dtype=tl.float32)
             acc2 = tl.zeros((BN, BK), dtype=tl.float32)
             cols0 = tl.arange(0, BK)
-            if PEEL:
-                # The first weight tile does not depend on the previous kernel: load it before
-                # waiting.
-                if EVEN_K:
-                    first_mask = row_ok[:, None]
-                else:
-                    first_mask = row_ok[:, None] & (cols0 < K)[None, :]
-                w_first = tl.load(
-                    w_ptr + row_base + cols0[None, :],
+            # The first weight tile does not depend on the previous kernel: load it before waiting.
+            if EVEN_K:
+                first_mask = row_ok[:, None]
+            else:
+                first_mask = row_ok[:, None] & (cols0 < K)[None, :]
+            w_first = tl.load(
+                w_ptr + row_base + cols0[None, :],
+                mask=first_mask,
+                other=0.0,
+                eviction_policy=STREAM,
+            )
+            w2_first = w_first
+            if EPI == _GEGLU:
+                w2_first = tl.load(
+                    w_ptr + up_base + cols0[None, :],
                     mask=first_mask,
                     other=0.0,
                     eviction_policy=STREAM,
                 )
-                w2_first = w_first
-                if EPI == _GEGLU:
-                    w2_first = tl.load(
-                        w_ptr + up_base + cols0[None, :],
-                        mask=first_mask,
-                        other=0.0,
-                        eviction_policy=STREAM,
-                    )
         else:
             # One wave of programs, each streaming a contiguous run of row blocks tile by
             # tile with the next tile's load in flight during this one's arithmetic.
@@ -453,8 +445,7 @@ if HAVE_TRITON:
             x_base = x_ptr + tok * K
         if FLAT == 0:
             if PRO_FINAL:
-                # One column tile (BK >= HB), whose x the peeled tile or the loop uses.
-                x_first = _finalize(
+                x = _finalize(
                     x_ptr,
                     tok,
                     res_ptr,
@@ -475,26 +466,19 @@ if HAVE_TRITON:
                     KEEP,
                     pid == 0,
                 )
-            elif PEEL:
-                x_first = tl.load(x_base + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
-            if EMBED_INPUT and (PRO_FINAL or PEEL):
-                x_first = _rnd(x_first * res_scale, DT)
-            if PEEL:
-                acc += _widen(w_first, QUANT) * x_first[None, :]
-                if EPI == _GEGLU:
-                    acc2 += _widen(w2_first, QUANT) * x_first[None, :]
-                k_begin = BK
             else:
-                k_begin = 0
-            for start in range(k_begin, K, BK):
+                x = tl.load(x_base + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
+            if EMBED_INPUT:
+                x = _rnd(x * res_scale, DT)
+            acc += _widen(w_first, QUANT) * x[None, :]
+            if EPI == _GEGLU:
+                acc2 += _widen(w2_first, QUANT) * x[None, :]
+            for start in range(BK, K, BK):
                 cols = start + cols0
                 col_ok = cols < K
-                if PRO_FINAL:
-                    x = x_first
-                else:
-                    x = tl.load(x_base + cols, mask=col_ok, other=0.0).to(tl.float32)
-                    if EMBED_INPUT:
-                        x = _rnd(x * res_scale, DT)
+                x = tl.load(x_base + cols, mask=col_ok, other=0.0).to(tl.float32)
+                if EMBED_INPUT:
+                    x = _rnd(x * res_scale, DT)
                 if EVEN_K:
                     mask = row_ok[:, None]
                 else:

@@ -41,7 +41,7 @@ every width with the same padded column count.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any, cast
 
 import torch
@@ -750,7 +750,7 @@ class FusedVerifyStep:
 
     def configs(self) -> dict[str, dict[str, int]]:
         """The tile config of every distinct mat-mat shape (JSON-ready)."""
-        return {launch.key: launch.config.to_json() for launch in self.matmats}
+        return {launch.key: asdict(launch.config) for launch in self.matmats}
 
     def use_configs(self, configs: dict[str, dict[str, int]]) -> int:
         """Apply saved configs to the shapes they name; how many launches changed. A config
@@ -759,7 +759,7 @@ class FusedVerifyStep:
         changed = 0
         for launch in self.matmats:
             if launch.key in configs:
-                config = MatvecConfig.from_json(configs[launch.key])
+                config = MatvecConfig(**configs[launch.key])
                 small = min(config.block_n, config.block_k) < 16 and self.tensor_cores
                 if small or config.programs:
                     raise ValueError(
