@@ -22,8 +22,12 @@ each launch group of the decode and verify steps alone (`breakdown`: mat-vecs an
 shape, with their TB/s, attention, merge, finalizers, ...). `--verify-tune tiles.json` first
 chooses the verify mat-mat tiles per shape at the first width by timing the whole step, writes
 them, and times every width with them.
+`--screen` instead measures the screened lm_head (`FusedDecodeStep(screen_head=True)`): the
+whole step against the plain one at position 1024, the screen's tiles timed in the step, the
+screen and its exact pass alone, and a 1,024-token random prompt decoded 256 tokens by both
+runners (tokens compared, candidates a step counted), then stops.
 Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
-       [--only-variants] [--only-attention] [--tune-in-step tiles.json] [--int8]
+       [--only-variants] [--only-attention] [--tune-in-step tiles.json] [--int8] [--screen]
        [--verify-widths 2-9 [--verify-tiles] [--verify-fma] [--verify-groups]
         [--verify-tune tiles.json]] [--out report.json]
 """
@@ -34,6 +38,7 @@ import argparse
 import json
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +51,14 @@ from swarmlab.engine.fast.fused import (
     FusedDecodeStep,
     MatvecConfig,
     _Matvec,
+    candidate_configs,
     read_configs,
     shipped_configs,
 )
 from swarmlab.engine.fast.fused_verify import MATMAT_TILES, FusedVerifyStep, _Matmat
 from swarmlab.engine.fast.graphs import graph_ms
 from swarmlab.engine.fast.model import FastDecoder
+from swarmlab.engine.fast.runner import FusedSettings, GreedyRunner
 from swarmlab.engine.quant import Int8Linear, swap_linears
 
 
@@ -76,7 +83,7 @@ def kernel_times(step: FusedDecodeStep) -> dict[str, float]:
     return dict(totals)
 
 
-EPILOGUES = {0: "", 1: " scale", 2: " ple-gate", 3: " lm-head", 4: " geglu"}
+EPILOGUES = {0: "", 1: " scale", 2: " ple-gate", 3: " lm-head", 4: " geglu", 5: " lm-head screen"}
 
 
 def launch_label(launch: Callable[[], None]) -> str:
@@ -273,6 +280,116 @@ def attention_variants(
             flush=True,
         )
     return results
+
+
+def every_row(step: FusedDecodeStep, rewound: Callable[..., float]) -> float:
+    """The exact pass alone with the screen's floor at -inf (every row a candidate)."""
+    step.floor.fill_(float("-inf"))
+    return rewound([step._head_verify])
+
+
+# Taller tiles than `candidate_configs` offers: alone, the screen ran fastest with 64 x 128
+# (0.200 ms against 0.234 for 16 x 128 on an H200).
+SCREEN_TILES = [
+    MatvecConfig(32, 128, 4, 4),
+    MatvecConfig(64, 128, 8, 4),
+    MatvecConfig(32, 256, 8, 3),
+    MatvecConfig(64, 64, 4, 4),
+]
+
+
+def screen_report(fast: FastDecoder, configs: dict[str, Any], steps: int) -> dict[str, Any]:
+    """The screened lm_head against the plain one. A random 1,024-token prompt is decoded for
+    256 tokens by a plain and by a screened fused runner (PDL): their tokens are compared and
+    the rows the exact pass computed at each step counted. Then, in each runner's state
+    after that (a real context, so real candidate counts), the whole step and its lm_head
+    launches alone are timed as CUDA graphs, rewound after each; for the screened runner
+    first each of the screen's candidate tiles in the whole step (the fastest kept), and
+    the exact pass alone with the floor at -inf: every row a candidate, its worst case.
+    (The other modes' state, token 0 at position 1024 over an empty cache, is that worst
+    case: token 0's embedding row is zero, so is every hidden state, and all logits tie.)"""
+    found: dict[str, Any] = {}
+    prompt = torch.randint(
+        0, fast.shape.vocab_size, (1024,), generator=torch.Generator().manual_seed(0)
+    ).tolist()
+    runs: dict[str, list[int]] = {}
+    for screen in (False, True):
+        name = "screened" if screen else "plain"
+        runner = GreedyRunner(
+            fast,
+            prefill_chunk=fast.max_step_tokens - 1,
+            fused=FusedSettings(use_pdl=True, configs=configs, screen_head=screen),
+        )
+        step = runner.fused
+        assert step is not None
+        counts: list[int] = []
+        with torch.inference_mode():
+            first = runner.prefill(prompt)
+            runner.history[0:1].copy_(first)
+            runner.token.copy_(first)
+            runner.position.fill_(len(prompt))
+            runner.count.fill_(1)
+            for _ in range(255):
+                runner.decode_steps(1)
+                if screen:
+                    counts.append(int(step.seen.sum()))
+        runs[name] = runner.history[:256].tolist()
+        start, done = int(runner.position), int(runner.count)
+
+        def rewound(
+            launches: list[Callable[[], None]],
+            runner: GreedyRunner = runner,
+            start: int = start,
+            done: int = done,
+        ) -> float:
+            with torch.inference_mode():
+                ms = graph_ms(launches, steps)
+            runner.position.fill_(start)
+            runner.count.fill_(done)
+            return ms
+
+        if screen:
+            head = step.head
+            tiles: dict[str, tuple[float, MatvecConfig]] = {}
+            for config in filter(head.accepts, candidate_configs(head.rows, head.k) + SCREEN_TILES):
+                head.config = config
+                tiles[str(config)] = (rewound(step.launches), config)
+                print(f"screen tile {config}: step {tiles[str(config)][0]:.3f} ms", flush=True)
+            _, head.config = min(tiles.values(), key=lambda item: item[0])
+            ordered = sorted(counts)
+            found |= {
+                "screen_tiles_ms": {key: ms for key, (ms, _) in tiles.items()},
+                "screen_configs": {head.key: asdict(head.config)},
+                "screen_alone_ms": rewound([head]),
+                "screen_and_exact_pass_ms": rewound([head, step._head_verify]),
+                "exact_pass_every_row_ms": every_row(step, rewound),
+                "candidates": {
+                    "mean": sum(counts) / len(counts),
+                    "median": ordered[len(ordered) // 2],
+                    "max": ordered[-1],
+                    "min": ordered[0],
+                },
+            }
+        else:
+            found["plain_head_alone_ms"] = rewound([step.head])
+        found[f"{name}_ms"] = rewound(step.launches)
+        print(f"{name} step {found[f'{name}_ms']:.3f} ms ({len(step.launches)} launches)")
+        del runner, step
+    pairs = zip(runs["plain"], runs["screened"], strict=True)
+    found["tokens_equal_for"] = next((i for i, (a, b) in enumerate(pairs) if a != b), 256)
+    candidates = found["candidates"]
+    print(
+        f"screened {found['screened_ms']:.3f} ms against plain {found['plain_ms']:.3f} ms; "
+        f"lm_head alone: plain {found['plain_head_alone_ms']:.3f} ms, screen "
+        f"{found['screen_alone_ms']:.3f}, screen + exact pass "
+        f"{found['screen_and_exact_pass_ms']:.3f}\n"
+        f"256 tokens from a 1,024-token prompt: equal for the first {found['tokens_equal_for']}; "
+        f"candidates a step mean {candidates['mean']:.1f}, median {candidates['median']}, max "
+        f"{candidates['max']} of {fast.shape.vocab_size}; exact pass over every row "
+        f"{found['exact_pass_every_row_ms']:.3f} ms",
+        flush=True,
+    )
+    return found
 
 
 def parse_widths(text: str) -> list[int]:
@@ -486,6 +603,11 @@ def main() -> None:
         help="with --verify-widths: also time the verify step whose mat-mats multiply in "
         "float32 per column, without tensor cores (FusedVerifyStep(tensor_cores=False))",
     )
+    parser.add_argument(
+        "--screen",
+        action="store_true",
+        help="measure the screened lm_head (screen_report), then stop",
+    )
     args = parser.parse_args()
     device = torch.device("cuda")
     model = random_transformers_model("gemma-4-e4b", device, seed=0)
@@ -496,6 +618,11 @@ def main() -> None:
     configs: dict[str, Any] = (
         read_configs(args.configs) if args.configs else shipped_configs(device)
     )
+    if args.screen:
+        found = {"screen": screen_report(fast, configs, args.steps)}
+        if args.out:
+            args.out.write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
+        return
     if args.tune_in_step:
         tune_in_step(fast, configs, args.tune_in_step, args.flat, args.step_options)
         return

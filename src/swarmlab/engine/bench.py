@@ -53,6 +53,7 @@ class Mode:
     kernels: str = "cublas"  # cublas | triton | int8 | int4
     fused: bool = False  # decode with the fused Triton step (fast/fused.py)
     pdl: bool = False  # ... launched with programmatic dependent launch
+    screen_head: bool = False  # ... reading the lm_head through an int8 screen (exact argmax)
 
 
 MODES = {
@@ -69,6 +70,14 @@ MODES = {
         Mode("int4+triton+compile+graph", use_graph=True, compile_step=True, kernels="int4"),
         Mode("fused+graph", use_graph=True, compile_step=False, fused=True),
         Mode("fused+pdl+graph", use_graph=True, compile_step=False, fused=True, pdl=True),
+        Mode(
+            "fused+screen+pdl+graph",
+            use_graph=True,
+            compile_step=False,
+            fused=True,
+            pdl=True,
+            screen_head=True,
+        ),
         Mode(
             "int8+fused+pdl+graph",
             use_graph=True,
@@ -205,7 +214,12 @@ def prepare_mode(
     fused = None
     if mode.fused:
         tune = settings.tune_fused and not tuned
-        fused = FusedSettings(use_pdl=mode.pdl, tune=tune, configs=dict(tuned or {}))
+        fused = FusedSettings(
+            use_pdl=mode.pdl,
+            tune=tune,
+            configs=dict(tuned or {}),
+            screen_head=mode.screen_head,
+        )
     return GreedyRunner(
         fast,
         prefill_chunk=settings.prefill_chunk,

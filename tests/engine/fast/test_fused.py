@@ -166,18 +166,7 @@ def test_fused_step_equals_the_unfused_step(
     per_layer -= "ple-prologue" in launches
     assert len(step.launches) == per_layer * decoder.shape.num_layers + 3 + finalizers
     for prompt in prompts:
-        first = _prefill(decoder, prompt)
-        expected_tokens, expected_max, expected_cache = [], [], []
-        current, pos = first, len(prompt)
-        for _ in range(STEPS):
-            logits = decoder.logits(
-                decoder.hidden(
-                    torch.tensor([current], device=DEVICE), torch.tensor([pos], device=DEVICE)
-                )
-            )[0]
-            expected_max.append(float(logits.max()))
-            current, pos = int(logits.argmax()), pos + 1
-            expected_tokens.append(current)
+        first, expected_tokens, expected_max = _unfused_run(decoder, prompt, STEPS)
         expected_cache = _cache_snapshot(decoder)
         expected_slots = decoder.cache.slot_positions.clone()
 
@@ -198,6 +187,26 @@ def test_fused_step_equals_the_unfused_step(
             torch.testing.assert_close(keys, expected_cache[layer][0], rtol=1e-4, atol=1e-5)
             torch.testing.assert_close(values, expected_cache[layer][1], rtol=1e-4, atol=1e-5)
         assert torch.equal(decoder.cache.slot_positions, expected_slots)
+
+
+def _unfused_run(
+    decoder: FastDecoder, prompt: list[int], steps: int
+) -> tuple[int, list[int], list[float]]:
+    """The prompt's first greedy token, then `steps` greedy tokens and their logit maxima
+    from the unfused decoder."""
+    first = _prefill(decoder, prompt)
+    tokens, maxima = [], []
+    current, pos = first, len(prompt)
+    for _ in range(steps):
+        logits = decoder.logits(
+            decoder.hidden(
+                torch.tensor([current], device=DEVICE), torch.tensor([pos], device=DEVICE)
+            )
+        )[0]
+        maxima.append(float(logits.max()))
+        current, pos = int(logits.argmax()), pos + 1
+        tokens.append(current)
+    return first, tokens, maxima
 
 
 def test_attention_splits_must_be_powers_of_two(tiny_target: Any) -> None:
@@ -294,6 +303,31 @@ def test_fused_options_are_checked() -> None:
     ).fused
     with pytest.raises(FastOptionError, match="plain or int8 weights"):
         FastOptions.from_env({"SWARMLAB_FAST_FUSED": "1", "SWARMLAB_FAST_KERNELS": "int4"}, "cuda")
+    screened = {"SWARMLAB_FAST_FUSED": "1", "SWARMLAB_FAST_SCREEN_HEAD": "1"}
+    assert FastOptions.from_env(screened, "cuda").screen_head
+    # On by default for the fused step on plain weights, and only there.
+    assert FastOptions.from_env({"SWARMLAB_FAST_FUSED": "1"}, "cuda").screen_head
+    assert not FastOptions.from_env(
+        {**screened, "SWARMLAB_FAST_SCREEN_HEAD": "0"}, "cuda"
+    ).screen_head
+    for default_off in ({}, {"SWARMLAB_FAST_FUSED": "1", "SWARMLAB_FAST_KERNELS": "int8"}):
+        assert not FastOptions.from_env(default_off, "cuda").screen_head
+    for wrong in (
+        {"SWARMLAB_FAST_SCREEN_HEAD": "1"},
+        {**screened, "SWARMLAB_FAST_KERNELS": "int8"},
+    ):
+        with pytest.raises(FastOptionError, match="SCREEN_HEAD=1 screens the fused step"):
+            FastOptions.from_env(wrong, "cuda")
+
+
+def test_the_fused_runner_screens_the_lm_head_when_asked(
+    tiny_target: Any, prompts: list[list[int]]
+) -> None:
+    runner = GreedyRunner(
+        _decoder(tiny_target), prefill_chunk=16, fused=FusedSettings(screen_head=True)
+    )
+    assert runner.fused is not None and runner.fused.screen is not None
+    assert runner.generate(prompts[1], 4) == reference_greedy(tiny_target, prompts[1], 4)
 
 
 def test_the_shipped_h200_tiles_name_the_e4b_mat_vecs() -> None:
@@ -435,3 +469,82 @@ def test_tune_shapes_skips_a_tile_the_gpu_refuses_and_fails_when_none_fits() -> 
     launch.config = fits
     with pytest.raises(ValueError, match="no candidate tile fits"):
         tune_shapes([launch], lambda _: [too_big], step_ms, 1, refused=(TooBig,))
+
+
+def test_the_screen_radius_bounds_the_logit_error() -> None:
+    """For any input, the float64 logit of each bf16 row is within radius * |x| of the int8
+    screen's, even for inputs aligned with a row's quantization error (the worst case)."""
+    from swarmlab.engine.fast.fused import screen_weights
+
+    generator = torch.Generator().manual_seed(3)
+    weight = (torch.randn(300, 96, generator=generator) * 0.02).to(torch.bfloat16)
+    weight[7, 5] = 0.5  # an outlier: a coarse scale for that row
+    screen = screen_weights(weight, rows_at_once=128)
+    assert screen.codes.dtype == torch.int8 and int(screen.codes.abs().max()) == 127
+    exact = weight.double()
+    grid = screen.codes.double() * screen.scale.double()[:, None]
+    error = exact - grid
+    inputs = torch.cat([torch.randn(64, 96, generator=generator).double(), error[:32]])
+    gap = (inputs @ exact.T - inputs @ grid.T).abs()
+    reach = inputs.norm(dim=1)[:, None] * screen.radius.double()[None, :]
+    assert bool((gap <= reach).all())
+    # Tight where it matters: aligned inputs use the whole radius but for the float32 slack.
+    aligned = gap[64:].diagonal()
+    assert bool((aligned >= 0.99 * reach[64:].diagonal() - 1e-9).all())
+    assert float(screen.radius[7]) > 5 * float(screen.radius.median())
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["random-rows", "seven-distinct-rows"])
+@torch.inference_mode()
+def test_the_screened_lm_head_keeps_the_greedy_tokens(
+    tiny_target: Any, prompts: list[list[int]], ties: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """screen_head reads int8 codes of the lm_head and then only the bf16 rows that could be
+    the maximum: the tokens and the logit maxima are the unfused step's (torch.argmax). With
+    only seven distinct rows every logit ties with a seventh of the vocabulary: all of those
+    are candidates (several groups a chunk) and the first index must still win."""
+    from torch import nn
+
+    from swarmlab.engine.fast import fused
+    from swarmlab.engine.fast.fused import FusedDecodeStep, FusedUnsupportedError
+    from swarmlab.engine.quant import Int8Linear, swap_linears
+
+    # Several exact-pass programs, and several candidate groups a chunk, on 128 rows.
+    monkeypatch.setattr(fused, "SCREEN_CHUNK", 32)
+    monkeypatch.setattr(fused, "SCREEN_GROUP", 4)
+    decoder = _decoder(tiny_target)
+    if ties:
+        rows = decoder.lm_head.weight.detach()
+        index = torch.arange(rows.shape[0], device=rows.device) % 7
+        decoder.lm_head.weight = nn.Parameter(rows[index].clone(), requires_grad=False)
+    vocab = decoder.lm_head.weight.shape[0]
+    token, position, count = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
+    history = torch.zeros(96, dtype=torch.long, device=DEVICE)
+    step = FusedDecodeStep(decoder, token, position, count, history, screen_head=True)
+    assert step.argmax_blocks == vocab // 32
+    steps = 4 if ties else 8
+    for prompt in prompts[1:] if ties else prompts:
+        first, expected_tokens, expected_max = _unfused_run(decoder, prompt, steps)
+        _prefill(decoder, prompt)
+        token.fill_(first)
+        position.fill_(len(prompt))
+        count.fill_(0)
+        maxima, seen = [], []
+        for _ in range(steps):
+            step()
+            maxima.append(float(step.best[: step.argmax_blocks].max()))
+            seen.append(int(step.seen.sum()))
+            assert bool((step.floor == float("-inf")).all())  # reset for the next step
+        assert history[:steps].tolist() == expected_tokens
+        torch.testing.assert_close(
+            torch.tensor(maxima), torch.tensor(expected_max), rtol=1e-4, atol=1e-4
+        )
+        if ties:
+            assert all(token < 7 for token in expected_tokens)
+            assert all(found >= vocab // 7 for found in seen), seen
+        else:
+            # The screen leaves few rows: each step computes a small part of the vocabulary.
+            assert all(1 <= found < vocab // 4 for found in seen), seen
+    swap_linears(decoder, Int8Linear, use_kernel=False)
+    with pytest.raises(FusedUnsupportedError, match="int8 already"):
+        FusedDecodeStep(decoder, token, position, count, history, screen_head=True)

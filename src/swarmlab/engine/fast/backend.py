@@ -14,6 +14,7 @@ them in its `env` map), declared once in `FastOptions`:
 | `SWARMLAB_FAST_SPEC_GRAPH` | `1` on CUDA, else `0` | with any drafter (prompt lookup, a draft checkpoint or an MTP assistant): run drafting, verification and acceptance as one captured step (`fast/spec_graph.py`, `fast/assistant.py`) instead of the host loop |
 | `SWARMLAB_FAST_FUSED` | `0` | `1`: decode with the fused Triton step (`fused.py`; CUDA and triton), and verify drafts with the fused verify step (`fused_verify.py`) |
 | `SWARMLAB_FAST_PDL` | `0` | `1`: launch the fused step's kernels with programmatic dependent launch |
+| `SWARMLAB_FAST_SCREEN_HEAD` | `1` with `SWARMLAB_FAST_FUSED=1` on bf16 weights, else `0` | the fused step reads an int8 copy of the lm_head first, then only the bf16 rows that could be the greedy maximum (the same tokens, 3-4% faster steps on E4B for 0.67 GB more memory; not with `SWARMLAB_FAST_KERNELS=int8`, whose lm_head is int8 already) |
 | `SWARMLAB_FAST_TUNE` | `0` | `1`: time tile configs for each fused mat-vec at start (about a minute) |
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -64,6 +65,7 @@ ENV_NAMES = (
     "SWARMLAB_FAST_SPEC_GRAPH",
     "SWARMLAB_FAST_FUSED",
     "SWARMLAB_FAST_PDL",
+    "SWARMLAB_FAST_SCREEN_HEAD",
     "SWARMLAB_FAST_TUNE",
 )
 
@@ -85,6 +87,7 @@ class FastOptions:
     spec_graph: bool = False
     fused: bool = False
     pdl: bool = False
+    screen_head: bool = False
     tune: bool = False
 
     @classmethod
@@ -103,6 +106,7 @@ class FastOptions:
             spec_graph=_flag(env, "SWARMLAB_FAST_SPEC_GRAPH", cuda),
             fused=_flag(env, "SWARMLAB_FAST_FUSED", False),
             pdl=_flag(env, "SWARMLAB_FAST_PDL", False),
+            screen_head=_flag(env, "SWARMLAB_FAST_SCREEN_HEAD", True),
             tune=_flag(env, "SWARMLAB_FAST_TUNE", False),
         )
         if options.kernels not in KERNELS:
@@ -123,6 +127,14 @@ class FastOptions:
                 "SWARMLAB_FAST_FUSED=1 reads plain or int8 weights; use "
                 "SWARMLAB_FAST_KERNELS=triton or int8"
             )
+        plain_fused = options.fused and options.kernels != "int8"
+        if env.get("SWARMLAB_FAST_SCREEN_HEAD") == "1" and not plain_fused:
+            raise FastOptionError(
+                "SWARMLAB_FAST_SCREEN_HEAD=1 screens the fused step's bf16 lm_head: set "
+                "SWARMLAB_FAST_FUSED=1 with SWARMLAB_FAST_KERNELS=triton or torch, or unset it"
+            )
+        # On by default wherever it applies (the fused step on plain weights).
+        options = replace(options, screen_head=options.screen_head and plain_fused)
         return options
 
 
@@ -176,7 +188,9 @@ def build_runner(
         use_graph=cuda,
         compile_step=options.compile_step,
         verify_widths=verify_widths,
-        fused=FusedSettings(use_pdl=options.pdl, tune=options.tune) if options.fused else None,
+        fused=FusedSettings(use_pdl=options.pdl, tune=options.tune, screen_head=options.screen_head)
+        if options.fused
+        else None,
     )
 
 

@@ -6,7 +6,9 @@ per-layer-embedding projection, then per layer qkv, attention (with the q/k norm
 the cache write), o, gate+up (GeGLU), down, PLE gate, PLE projection, then the lm_head with the
 softcap and block argmax, and a finish kernel that feeds the token back. `fuse_prep=False`
 keeps the q/k prep as a launch of its own before attention (8 a layer), for comparison.
-`GreedyRunner(fused=True)` captures the list in a CUDA graph. Where norms, residual adds and
+`screen_head=True` reads an int8 copy of the lm_head first and then only the bf16 rows that
+could be the maximum (`screen_weights`, `fk.head_verify_kernel`): the same greedy token for
+half the lm_head's bytes. `GreedyRunner(fused=True)` captures the list in a CUDA graph. Where norms, residual adds and
 activations go is described in `fused_kernels.py`.
 
 Each mat-vec's tile shape comes from `default_config` or, with `tune()`, from timing a few
@@ -223,6 +225,48 @@ def read_configs(path: Path) -> dict[str, dict[str, int]]:
     return dict(found)
 
 
+# The screened lm_head's exact pass: rows whose bounds one program reads at a time, and
+# candidates computed together (`fk.head_verify_kernel`).
+SCREEN_CHUNK = 1024
+SCREEN_GROUP = 16
+SCREEN_BLOCK_K = 512
+
+
+@dataclass
+class HeadScreen:
+    """An int8 copy of the lm_head for screening (`screen_weights`): codes [N, K], one
+    float32 scale a row, and each row's error radius r: for any input x, the logit the bf16
+    row gives in float32 (any summation order) is within r * |x|_2 of the screen's."""
+
+    codes: torch.Tensor
+    scale: torch.Tensor
+    radius: torch.Tensor
+
+
+def screen_weights(weight: torch.Tensor, rows_at_once: int = 4096) -> HeadScreen:
+    """Symmetric per-row int8 codes of `weight` and each row's radius.
+
+    The screen computes s * (q . x) in float32, the exact pass w . x. Their difference is
+    (w - s q) . x plus each one's float32 summation error, at most K * 2^-24 times
+    |w|_2 |x|_2 and |s q|_2 |x|_2 in any order (Cauchy-Schwarz on sum |w_j x_j|), so
+    r = |w - s q|_2 + K * 2^-22 * (|w|_2 + |s q|_2), taken in float64 and rounded up, covers
+    both with room for the rounding of the scale product and of |x| itself."""
+    k = weight.shape[1]
+    slack = k * 2.0**-22
+    codes, scales, radii = [], [], []
+    for part in weight.detach().split(rows_at_once):
+        rows = part.double()
+        scale = (rows.abs().amax(dim=1).clamp(min=1e-30) / 127.0).float()
+        step = scale.double()[:, None]
+        q = torch.round(rows / step).clamp(-127, 127)
+        grid = q * step
+        radius = (rows - grid).norm(dim=1) + slack * (rows.norm(dim=1) + grid.norm(dim=1))
+        codes.append(q.to(torch.int8))
+        scales.append(scale)
+        radii.append((radius * (1 + 2.0**-10)).float())
+    return HeadScreen(torch.cat(codes), torch.cat(scales), torch.cat(radii))
+
+
 def _weight(module: nn.Module) -> torch.Tensor:
     """The matrix a mat-vec streams: plain weights, or the codes of an `Int8Linear`."""
     if isinstance(module, Int8Linear):
@@ -318,9 +362,12 @@ class _Matvec:
         self.pro_final = False
 
     def accepts(self, config: MatvecConfig) -> bool:
-        """Whether this launch can run `config` (a prologue finalizer needs whole rows; split
-        columns are the verify mat-mats' alone)."""
+        """Whether this launch can run `config` (a prologue finalizer needs whole rows, the
+        lm_head's screen one row block a program; split columns are the verify mat-mats'
+        alone)."""
         if config.split != 1:
+            return False
+        if self.flags["EPI"] == fk.SCREEN and config.programs:
             return False
         return not self.pro_final or (config.block_k >= self.hidden_block and not config.programs)
 
@@ -399,6 +446,7 @@ class FusedDecodeStep:
         finalize_launch: bool = True,
         merge_launch: bool = True,
         ple_gate_prologue: bool = True,
+        screen_head: bool = False,
     ) -> None:
         if not fk.HAVE_TRITON:
             raise FusedUnsupportedError("the fused decode step needs triton")
@@ -428,6 +476,15 @@ class FusedDecodeStep:
         # The down mat-vec's finalizer done by every program of the PLE gate mat-vec (256
         # programs) before its dot products, instead of by a launch of its own.
         self.ple_gate_prologue = ple_gate_prologue and not final_ablate
+        # The lm_head read through an int8 screen, then only its candidate bf16 rows.
+        self.screen: HeadScreen | None = None
+        if screen_head:
+            if isinstance(model.lm_head, Int8Linear):
+                raise FusedUnsupportedError(
+                    "screen_head screens bf16 lm_head weights with int8 codes; the lm_head is "
+                    "int8 already (SWARMLAB_FAST_KERNELS=int8): leave the screen off"
+                )
+            self.screen = screen_weights(_weight(model.lm_head))
         self.shape = shape = model.shape
         self.token, self.position, self.count, self.history = token, position, count, history
         dtype, device = model.dtype, model.device
@@ -626,21 +683,77 @@ class FusedDecodeStep:
             residual = self._layer(index, block, residual)
         cap = shape.final_logit_softcapping
         lm_head = _weight(model.lm_head)
-        head = self._matvec(
-            lm_head,
-            self.logits_dummy,
-            lm_head.shape[0],
-            self.xin,
-            epilogue=fk.SOFTCAP_ARGMAX,
-            out_scale=cap or 0.0,
-            scale=_scale(model.lm_head),
-        )
+        vocab = lm_head.shape[0]
         # Room for one partial per row: enough for any block size `tune` tries.
-        self.best = self._new(head.rows, dt=torch.float32)
-        self.index = self._new(head.rows, dt=torch.int32)
-        head.args["aux_ptr"], head.args["aux2_ptr"] = self.best, self.index
+        self.best = self._new(vocab, dt=torch.float32)
+        self.index = self._new(vocab, dt=torch.int32)
+        if self.screen is None:
+            head = self._matvec(
+                lm_head,
+                self.logits_dummy,
+                vocab,
+                self.xin,
+                epilogue=fk.SOFTCAP_ARGMAX,
+                out_scale=cap or 0.0,
+                scale=_scale(model.lm_head),
+                aux=self.best,
+                aux2=self.index,
+            )
+        else:
+            self.upper = self._new(vocab, dt=torch.float32)
+            self.floor = torch.full((1,), float("-inf"), device=model.device)
+            head = self._matvec(
+                self.screen.codes,
+                self.logits_dummy,
+                vocab,
+                self.xin,
+                epilogue=fk.SCREEN,
+                out_scale=cap or 0.0,
+                scale=self.screen.scale,
+                aux=self.upper,
+                aux2=self.floor,
+                aux3=self.screen.radius,
+            )
         self.head = head
+        if self.screen is not None:
+            # Candidates each exact-pass program computed (the screen's yield).
+            self.seen = self._new(self._verify_programs, dt=torch.int32)
+            self.launches.append(self._head_verify)
         self.launches.append(self._finish)
+
+    @property
+    def _verify_programs(self) -> int:
+        """Programs of the screened lm_head's exact pass: SCREEN_CHUNK rows each."""
+        return -(-self.head.rows // SCREEN_CHUNK)
+
+    @property
+    def argmax_blocks(self) -> int:
+        """(max, first index) pairs the finish kernel reduces: one per lm_head row block, or
+        one per program of the screened head's exact pass."""
+        return self.head.blocks if self.screen is None else self._verify_programs
+
+    def _head_verify(self) -> None:
+        extra = {"launch_pdl": True} if self.use_pdl else {}
+        lm_head = _weight(self.model.lm_head)
+        fk.head_verify_kernel[(self._verify_programs,)](
+            lm_head,
+            self.xin,
+            self.upper,
+            self.floor,
+            self.best,
+            self.index,
+            self.seen,
+            lm_head.shape[0],
+            lm_head.shape[1],
+            SCREEN_CHUNK,
+            float(self.shape.final_logit_softcapping or 0.0),
+            CH=SCREEN_CHUNK,
+            C=SCREEN_GROUP,
+            BK=SCREEN_BLOCK_K,
+            USE_PDL=self.use_pdl,
+            num_warps=8,
+            **extra,
+        )
 
     def _layer(self, index: int, block: Block, residual: torch.Tensor) -> torch.Tensor:
         """Launches of one layer, whose input stream is `residual` (normed into self.xin);
@@ -843,20 +956,23 @@ class FusedDecodeStep:
 
     def _finish(self) -> None:
         extra = {"launch_pdl": True} if self.use_pdl else {}
+        blocks = self.argmax_blocks
         fk.finish_kernel[(1,)](
             self.best,
             self.index,
-            self.head.blocks,
+            blocks,
             self.token,
             self.position,
             self.count,
             self.history,
             self.model.cache.slot_positions,
             self.model.cache.ring,
+            self.best if self.screen is None else self.floor,
             # Every block maximum in one round of loads (16,384 with the H200 lm_head tiles).
-            BLOCK=min(_pow2(self.head.blocks), FINISH_BLOCK),
+            BLOCK=min(_pow2(blocks), FINISH_BLOCK),
             USE_PDL=self.use_pdl,
-            num_warps=16 if self.head.blocks > 4096 else 4,
+            RESET_FLOOR=self.screen is not None,
+            num_warps=16 if blocks > 4096 else 4,
             **extra,
         )
 
@@ -908,6 +1024,9 @@ class FusedDecodeStep:
             progress(f"{launch.key}: {config} {seconds * 1e6:.1f} us")
         for launch in self.matvecs:
             launch.config = best[launch.key][1]
+        if self.screen is not None:
+            # The screen's replays raised the floor with no exact pass or finish after them.
+            self.floor.fill_(float("-inf"))
         self.tuning = {
             key: {"us": seconds * 1e6, "gbs": self._bytes(key) / seconds / 1e9, **asdict(config)}
             for key, (seconds, config) in best.items()

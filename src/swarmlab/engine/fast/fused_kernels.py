@@ -21,6 +21,9 @@ mat-vecs that need it:
   its KV head's new key and value into the cache before reading keys.
 - `qk_prep_kernel` is the same prep as a launch of its own (one program per head, q into a
   buffer), for the unfused variant (`FusedDecodeStep(fuse_prep=False)`).
+- With `screen_head`, the lm_head mat-vec reads int8 codes and its SCREEN epilogue leaves each
+  row's upper bound and a floor (the largest lower bound); `head_verify_kernel` computes only
+  the bf16 rows whose bound reaches the floor, so the argmax is the full lm_head's.
 - `finish_kernel` reduces the argmax blocks, feeds the token back and advances the position.
 
 Arithmetic mirrors transformers' bf16 rounding points (`_rnd` after every op that produces a
@@ -61,6 +64,9 @@ SCALE = 1  # y * out_scale (the per-layer-embedding model projection)
 PLE_GATE = 2  # gelu(y) * per-layer input of this layer
 SOFTCAP_ARGMAX = 3  # final softcap, then each program's (max, first index)
 GEGLU = 4  # rows i and i + N/2 are gate and up: gelu(gate) * up
+# The lm_head on int8 codes as a screen (`head_verify_kernel` then finds the exact argmax):
+# each row's softcapped upper bound, and the largest lower bound over all rows (an atomic).
+SCREEN = 5
 
 # Parts of the attention kernel its ABLATE bits leave out (timing experiments only).
 ABLATE_KEYS = 1  # the key loop
@@ -82,6 +88,7 @@ if HAVE_TRITON:
     _PLE_GATE = tl.constexpr(PLE_GATE)
     _SOFTCAP_ARGMAX = tl.constexpr(SOFTCAP_ARGMAX)
     _GEGLU = tl.constexpr(GEGLU)
+    _SCREEN = tl.constexpr(SCREEN)
 
     @triton.jit
     def _rnd(x, DT: tl.constexpr):
@@ -96,6 +103,13 @@ if HAVE_TRITON:
     def _gelu(x):
         """gelu with the tanh approximation (`gelu_pytorch_tanh`)."""
         return 0.5 * x * (1.0 + _tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+    @triton.jit
+    def _softcap(y, cap, DT: tl.constexpr):
+        """The final logit softcap at transformers' bf16 rounding points (cap 0: none)."""
+        if cap > 0:
+            y = _rnd(_rnd(_tanh(_rnd(y / cap, DT)), DT) * cap, DT)
+        return y
 
     @triton.jit
     def _pdl_wait(USE_PDL: tl.constexpr):
@@ -222,6 +236,7 @@ if HAVE_TRITON:
     def _epilogue(
         acc,
         acc2,
+        xsq,
         rows,
         row_ok,
         block,
@@ -244,12 +259,15 @@ if HAVE_TRITON:
     ):
         """Row sums of the [BN, BK] partial products `acc` (and `acc2`, the up rows of GEGLU)
         through the epilogue EPI into y (SOFTCAP_ARGMAX: this row block's max and its first
-        index into aux and aux2 at `block`)."""
+        index into aux and aux2 at `block`; SCREEN: each row's upper bound into aux, the
+        block's largest lower bound into aux2[0] by atomic max, with `xsq` the input's squares
+        summed by column lane)."""
         y = tl.sum(acc, axis=1)
         if QUANT:
             # int8 weights: one scale per output row (of each half for GEGLU).
             y = y * tl.load(scale_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
-        y = _rnd(y, DT)
+        if EPI != _SCREEN:
+            y = _rnd(y, DT)
         if EPI == _SCALE:
             y = _rnd(y * out_scale, DT)
         elif EPI == _GEGLU:
@@ -277,14 +295,21 @@ if HAVE_TRITON:
                 AUX_BLOCK,
             )
         elif EPI == _SOFTCAP_ARGMAX:
-            if out_scale > 0:
-                y = _rnd(_rnd(_tanh(_rnd(y / out_scale, DT)), DT) * out_scale, DT)
-            y = tl.where(row_ok, y, float("-inf"))
+            y = tl.where(row_ok, _softcap(y, out_scale, DT), float("-inf"))
             best = tl.max(y, axis=0)
             first = tl.min(tl.where(y == best, rows, 2147483647), axis=0)
             tl.store(aux_ptr + block, best)
             tl.store(aux2_ptr + block, first)
-        if EPI != _SOFTCAP_ARGMAX:
+        elif EPI == _SCREEN:
+            # y is the int8 screen's logit before rounding; the exact one (bf16 weights,
+            # `head_verify_kernel`) is within radius * |x| of it (aux3: the per-row radius).
+            # Rounding and the softcap are monotone, so the bounds stay bounds after them.
+            reach = tl.load(aux3_ptr + rows, mask=row_ok, other=0.0) * tl.sqrt(tl.sum(xsq, axis=0))
+            upper = _softcap(_rnd(y + reach, DT), out_scale, DT)
+            lower = tl.where(row_ok, _softcap(_rnd(y - reach, DT), out_scale, DT), float("-inf"))
+            tl.store(aux_ptr + rows, upper, mask=row_ok)
+            tl.atomic_max(aux2_ptr, tl.max(lower, axis=0))
+        if EPI != _SOFTCAP_ARGMAX and EPI != _SCREEN:
             tl.store(y_ptr + rows, y.to(DT), mask=row_ok)
 
     @triton.jit
@@ -387,7 +412,9 @@ if HAVE_TRITON:
         sums are scaled before rounding. Pointers a variant does not use may be any tensor. `aux*` feed the epilogues:
         PLE_GATE reads the projected per-layer inputs (aux, at aux_offset), their norm weight
         (aux2) and the per-layer embedding table (aux3, row stride aux_stride, scale
-        aux_scale); SOFTCAP_ARGMAX writes block maxima to aux and their indices to aux2.
+        aux_scale); SOFTCAP_ARGMAX writes block maxima to aux and their indices to aux2;
+        SCREEN (int8 codes of the lm_head) reads each row's error radius from aux3 and writes
+        the rows' upper bounds to aux and the largest lower bound to aux2[0].
         """
         DT: tl.constexpr = y_ptr.dtype.element_ty
         pid = tl.program_id(0)
@@ -400,6 +427,7 @@ if HAVE_TRITON:
             up_base = (rows + NR).to(tl.int64)[:, None] * K
             acc = tl.zeros((BN, BK), dtype=tl.float32)
             acc2 = tl.zeros((BN, BK), dtype=tl.float32)
+            xsq = tl.zeros((BK,), dtype=tl.float32)
             cols0 = tl.arange(0, BK)
             # The first weight tile does not depend on the previous kernel: load it before waiting.
             if EVEN_K:
@@ -470,6 +498,8 @@ if HAVE_TRITON:
                 x = tl.load(x_base + cols0, mask=cols0 < K, other=0.0).to(tl.float32)
             if EMBED_INPUT:
                 x = _rnd(x * res_scale, DT)
+            if EPI == _SCREEN:
+                xsq += x * x
             acc += _widen(w_first, QUANT) * x[None, :]
             if EPI == _GEGLU:
                 acc2 += _widen(w2_first, QUANT) * x[None, :]
@@ -479,6 +509,8 @@ if HAVE_TRITON:
                 x = tl.load(x_base + cols, mask=col_ok, other=0.0).to(tl.float32)
                 if EMBED_INPUT:
                     x = _rnd(x * res_scale, DT)
+                if EPI == _SCREEN:
+                    xsq += x * x
                 if EVEN_K:
                     mask = row_ok[:, None]
                 else:
@@ -499,6 +531,7 @@ if HAVE_TRITON:
             _epilogue(
                 acc,
                 acc2,
+                xsq,
                 rows,
                 row_ok,
                 pid,
@@ -540,6 +573,8 @@ if HAVE_TRITON:
                     _epilogue(
                         acc,
                         acc2,
+                        # (SCREEN needs whole rows a program: no one-wave grid.)
+                        tl.zeros((BK,), dtype=tl.float32),
                         rows,
                         rows < NR,
                         block,
@@ -1188,6 +1223,82 @@ if HAVE_TRITON:
         tl.store(out_ptr + head * D + dims, merged.to(DT))
 
     @triton.jit
+    def head_verify_kernel(
+        w_ptr,
+        x_ptr,
+        upper_ptr,
+        floor_ptr,
+        best_ptr,
+        index_ptr,
+        seen_ptr,
+        NR,
+        K,
+        rows_per,
+        cap,
+        CH: tl.constexpr,
+        C: tl.constexpr,
+        BK: tl.constexpr,
+        USE_PDL: tl.constexpr,
+    ):
+        """The exact greedy argmax after the int8 screen (matvec_kernel's SCREEN epilogue).
+
+        Program p takes rows [p * rows_per, (p + 1) * rows_per). The screen left each row's
+        upper bound on its softcapped bf16 logit (upper_ptr) and the largest lower bound of
+        any row (floor_ptr): a row whose upper bound is below that floor is below the
+        maximum, and cannot tie it, so only the others (candidates) are computed from the
+        bf16 weights, C at a time, CH rows' bounds read at a time. Bounds at or one bf16 step
+        below the floor count as candidates too, in case the softcap's float32 tanh is not
+        monotone at the last bit. Writes the program's (max, first index) like the lm_head's
+        SOFTCAP_ARGMAX blocks, and how many candidates it computed (seen_ptr)."""
+        DT: tl.constexpr = x_ptr.dtype.element_ty
+        pid = tl.program_id(0)
+        _pdl_release(USE_PDL)
+        _pdl_wait(USE_PDL)
+        floor = tl.load(floor_ptr)
+        floor = floor - tl.abs(floor) * 0.0078125  # 2^-7: at least one bf16 step
+        start = pid * rows_per
+        end = tl.minimum(start + rows_per, NR)
+        slots = tl.arange(0, C)
+        best = float("-inf")
+        chosen = 2147483647
+        seen = 0
+        for chunk in range(start, end, CH):
+            offs = chunk + tl.arange(0, CH)
+            ok = offs < end
+            upper = tl.load(upper_ptr + offs, mask=ok, other=float("-inf"))
+            candidate = (ok & (upper >= floor)).to(tl.int32)
+            found = tl.sum(candidate, axis=0)
+            seen += found
+            if found > 0:
+                # The k-th candidate of the chunk is the row whose running count is k + 1.
+                order = tl.cumsum(candidate, axis=0) - 1
+                for group in range(0, found, C):
+                    picked = (candidate[None, :] > 0) & (order[None, :] == (group + slots)[:, None])
+                    rows = tl.sum(tl.where(picked, offs[None, :], 0), axis=1)
+                    valid = group + slots < found
+                    acc = tl.zeros((C, BK), dtype=tl.float32)
+                    for k0 in range(0, K, BK):
+                        cols = k0 + tl.arange(0, BK)
+                        x = tl.load(x_ptr + cols, mask=cols < K, other=0.0).to(tl.float32)
+                        w = tl.load(
+                            w_ptr + rows.to(tl.int64)[:, None] * K + cols[None, :],
+                            mask=valid[:, None] & (cols < K)[None, :],
+                            other=0.0,
+                        )
+                        acc += w.to(tl.float32) * x[None, :]
+                    y = _softcap(_rnd(tl.sum(acc, axis=1), DT), cap, DT)
+                    y = tl.where(valid, y, float("-inf"))
+                    top = tl.max(y, axis=0)
+                    first = tl.min(tl.where(valid & (y == top), rows, 2147483647), axis=0)
+                    # Rows come in increasing order: an equal maximum keeps the earlier row.
+                    if top > best:
+                        best = top
+                        chosen = first
+        tl.store(best_ptr + pid, best)
+        tl.store(index_ptr + pid, chosen)
+        tl.store(seen_ptr + pid, seen)
+
+    @triton.jit
     def finish_kernel(
         best_ptr,
         index_ptr,
@@ -1198,11 +1309,15 @@ if HAVE_TRITON:
         history_ptr,
         slot_positions_ptr,
         ring,
+        floor_ptr,
         BLOCK: tl.constexpr,
         USE_PDL: tl.constexpr,
+        RESET_FLOOR: tl.constexpr,
     ):
         """The argmax over the vocabulary blocks (first index on ties, as torch.argmax), fed
-        back as the next input token; record it, advance the position and the ring's map."""
+        back as the next input token; record it, advance the position and the ring's map.
+        RESET_FLOOR: the screened lm_head's floor back to -inf for the next step's atomics
+        (every `head_verify_kernel` program has read it: it finished before this wait)."""
         _pdl_release(USE_PDL)
         _pdl_wait(USE_PDL)
         offs = tl.arange(0, BLOCK)
@@ -1225,3 +1340,5 @@ if HAVE_TRITON:
         tl.store(slot_positions_ptr + pos % ring, pos)
         tl.store(position_ptr, pos + 1)
         tl.store(count_ptr, count + 1)
+        if RESET_FLOOR:
+            tl.store(floor_ptr, float("-inf"))

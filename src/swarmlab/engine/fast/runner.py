@@ -52,11 +52,14 @@ class FusedSettings:
     `configs` (from an earlier `configs()`) where they name the same shape, or tuned on the
     spot; `fuse_prep=False` keeps the q/k prep as a
     launch of its own instead of inside attention; `cache_hints=False` drops the L2 eviction
-    hints (streamed weights evict first, norm weights last)."""
+    hints (streamed weights evict first, norm weights last); `screen_head` reads the bf16
+    lm_head through an int8 screen and then only its candidate rows (same tokens, half its
+    bytes; not for int8 weights)."""
 
     use_pdl: bool = False
     fuse_prep: bool = True
     cache_hints: bool = True
+    screen_head: bool = False
     tune: bool = False
     configs: dict[str, Any] = field(default_factory=dict)
     tuned: dict[str, Any] = field(default_factory=dict)
@@ -74,6 +77,7 @@ def _fused_step(runner: GreedyRunner, settings: FusedSettings) -> FusedDecodeSte
         use_pdl=settings.use_pdl,
         cache_hints=settings.cache_hints,
         fuse_prep=settings.fuse_prep,
+        screen_head=settings.screen_head,
     )
     # The shipped tiles, then any given ones on top (they may name other shapes or dtypes).
     step.use_configs(shipped_configs(runner.model.device))
