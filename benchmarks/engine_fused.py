@@ -25,7 +25,8 @@ them, and times every width with them.
 `--screen` instead measures the screened lm_head (`FusedDecodeStep(screen_head=True)`): the
 whole step against the plain one at position 1024, the screen's tiles timed in the step, the
 screen and its exact pass alone, and a 1,024-token random prompt decoded 256 tokens by both
-runners (tokens compared, candidates a step counted), then stops.
+runners (tokens compared, candidates a step counted), then stops; with `--verify-widths` it
+instead times the screened decode and verify steps against the plain verify step.
 Usage: python benchmarks/engine_fused.py [--configs bench.json|tiles.json] [--steps 50]
        [--only-variants] [--only-attention] [--tune-in-step tiles.json] [--int8] [--screen]
        [--verify-widths 2-9 [--verify-tiles] [--verify-fma] [--verify-groups]
@@ -429,16 +430,21 @@ def verify_widths(
     sweep_tiles: bool = False,
     fma: bool = False,
     groups: bool = False,
+    screen: bool = False,
 ) -> dict[str, Any]:
     """With PDL at position 1024: the fused decode step, then the fused verify step of each
     width (positions 1024..1024+W-1), each as the median replay of a CUDA graph; the ratio
     is verify / decode. Verify mat-mats use their default tiles unless `configs` names them;
     `sweep_tiles` also times MATMAT_TILES per width and reports the fastest, `fma` the step
     whose mat-mats multiply in float32 per column instead of `tl.dot` (`tensor_cores=False`);
-    `groups` also the `breakdown` of the decode step and of each width's step."""
+    `groups` also the `breakdown` of the decode step and of each width's step. `screen`:
+    decode and verify steps read the lm_head through the int8 screen (`screen_head`), the
+    plain verify step is timed too, and the verify steps read random tokens (token 0's
+    embedding row is zero, so over the empty cache every logit would tie and every row be
+    a candidate: the screen's worst case)."""
     device = fast.device
     state, history = step_state(device)
-    decode = FusedDecodeStep(fast, *state, history, use_pdl=True)
+    decode = FusedDecodeStep(fast, *state, history, use_pdl=True, screen_head=screen)
     decode.use_configs(configs)
     with torch.inference_mode():
         # Each replay advances the decode position: it stays near 1024 (history holds 2048).
@@ -447,13 +453,30 @@ def verify_widths(
     found: dict[str, Any] = {"position": 1024, "decode_ms": decode_ms, "widths": {}}
     if groups:
         found["decode_groups"] = breakdown(decode.launches, steps)
+    generator = torch.Generator().manual_seed(1)
     for width in widths:
-        step = FusedVerifyStep(fast, width, use_pdl=True)
+        step = FusedVerifyStep(fast, width, use_pdl=True, screen=decode.screen)
         step.use_configs(configs)
         step.positions.copy_(torch.arange(1024, 1024 + width, device=device))
+        if screen:
+            step.ids.copy_(torch.randint(1, fast.shape.vocab_size, (width,), generator=generator))
         with torch.inference_mode():
             ms = graph_ms(step.launches, steps)
         row: dict[str, Any] = {"verify_ms": ms, "ratio": ms / decode_ms}
+        if screen:
+            plain = FusedVerifyStep(fast, width, use_pdl=True)
+            plain.use_configs(configs)
+            plain.positions.copy_(step.positions)
+            plain.ids.copy_(step.ids)
+            with torch.inference_mode():
+                row["plain_verify_ms"] = graph_ms(plain.launches, steps)
+            row["candidates"] = step.seen.view(width, -1).sum(dim=1).tolist()
+            row["same_tokens"] = plain.out.tolist() == step.out.tolist()
+            print(
+                f"   plain verify {row['plain_verify_ms']:.3f} ms; screened candidates a "
+                f"column {row['candidates']}, same tokens as plain: {row['same_tokens']}",
+                flush=True,
+            )
         print(
             f"verify W={width} (K={width - 1}): {ms:.3f} ms, {ms / decode_ms:.2f}x decode, "
             f"{len(step.launches)} launches",
@@ -606,7 +629,8 @@ def main() -> None:
     parser.add_argument(
         "--screen",
         action="store_true",
-        help="measure the screened lm_head (screen_report), then stop",
+        help="measure the screened lm_head (screen_report), then stop; with --verify-widths, "
+        "time the screened decode and verify steps against the plain verify step instead",
     )
     args = parser.parse_args()
     device = torch.device("cuda")
@@ -618,7 +642,7 @@ def main() -> None:
     configs: dict[str, Any] = (
         read_configs(args.configs) if args.configs else shipped_configs(device)
     )
-    if args.screen:
+    if args.screen and not args.verify_widths:
         found = {"screen": screen_report(fast, configs, args.steps)}
         if args.out:
             args.out.write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
@@ -638,6 +662,7 @@ def main() -> None:
                 args.verify_tiles,
                 args.verify_fma,
                 args.verify_groups,
+                args.screen,
             )
         }
         if args.out:

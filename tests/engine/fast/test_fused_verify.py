@@ -82,15 +82,27 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
 
 
 @pytest.mark.parametrize(
-    ("width", "splits", "row_values", "int8", "cache_hints", "launches", "tensor_cores", "cut"),
+    (
+        "width",
+        "splits",
+        "row_values",
+        "int8",
+        "cache_hints",
+        "launches",
+        "tensor_cores",
+        "cut",
+        "screen",
+    ),
     [
-        (2, None, 0, False, True, True, False, 1),
-        (4, ONE_SPLIT, 64, False, False, False, True, 1),
-        (9, MANY_SPLITS, 256, False, True, True, True, 1),
-        (5, None, 0, True, True, False, True, 1),
-        (3, None, 0, True, True, True, False, 1),
-        (5, None, 0, False, True, True, True, 2),
-        (4, None, 0, True, True, True, True, 4),
+        (2, None, 0, False, True, True, False, 1, False),
+        (4, ONE_SPLIT, 64, False, False, False, True, 1, False),
+        (9, MANY_SPLITS, 256, False, True, True, True, 1, False),
+        (5, None, 0, True, True, False, True, 1, False),
+        (3, None, 0, True, True, True, False, 1, False),
+        (5, None, 0, False, True, True, True, 2, False),
+        (4, None, 0, True, True, True, True, 4, False),
+        (5, None, 0, False, True, True, True, 1, True),
+        (3, None, 0, False, True, True, False, 1, True),
     ],
     ids=[
         "w2-fma",
@@ -100,6 +112,8 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         "w3-int8-fma",
         "w5-columns-split-2",
         "w4-int8-columns-split-4",
+        "w5-screened-lm-head",
+        "w3-screened-lm-head-fma",
     ],
 )
 @torch.inference_mode()
@@ -114,6 +128,7 @@ def test_fused_verify_equals_the_unfused_forward(
     launches: bool,
     tensor_cores: bool,
     cut: int,
+    screen: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Tokens, every cache entry, the ring's position map and the kept hidden states equal
@@ -123,8 +138,11 @@ def test_fused_verify_equals_the_unfused_forward(
     finalize and attention's last split merges (behind counters) instead of launches of their
     own; without `tensor_cores` the mat-mats multiply in float32 per column (no `tl.dot`);
     with `cut` > 1 every mat-mat that can (gate+up, and o and down, whose finalize launches add
-    the partials) splits its columns `cut` ways."""
-    from swarmlab.engine.fast import fused_verify
+    the partials) splits its columns `cut` ways; with `screen` the lm_head reads int8 codes
+    of its rows first (`screen_weights`), then each column's candidate rows, in programs of 32
+    rows (several a column)."""
+    from swarmlab.engine.fast import fused, fused_verify
+    from swarmlab.engine.fast.fused import screen_weights
     from swarmlab.engine.fast.fused_verify import FusedVerifyStep
     from swarmlab.engine.quant import Int8Linear, swap_linears
 
@@ -136,6 +154,8 @@ def test_fused_verify_equals_the_unfused_forward(
     decoder.keep_hidden()
     if int8:
         assert swap_linears(decoder, Int8Linear, use_kernel=False) > 0
+    if screen:
+        monkeypatch.setattr(fused, "SCREEN_CHUNK", 32)
     step = FusedVerifyStep(
         decoder,
         width,
@@ -144,6 +164,7 @@ def test_fused_verify_equals_the_unfused_forward(
         finalize_launch=launches,
         merge_launch=launches,
         tensor_cores=tensor_cores,
+        screen=screen_weights(decoder.lm_head.weight) if screen else None,
     )
     if cut > 1:
         from swarmlab.engine.fast.fused import MatvecConfig
@@ -165,7 +186,8 @@ def test_fused_verify_equals_the_unfused_forward(
     per_layer, outside = (11, 5) if launches else (8, 4)
     kinds = decoder.shape.layer_types
     merges = sum(step.splits[kind] > 1 for kind in kinds) if launches else 0
-    assert len(step.launches) == per_layer * len(kinds) + merges + outside
+    # (and the screened lm_head's exact pass)
+    assert len(step.launches) == per_layer * len(kinds) + merges + outside + screen
     hidden_out, hidden_positions = decoder.hidden_out, decoder.hidden_positions
     assert hidden_out is not None and hidden_positions is not None
     for prompt in prompts:
@@ -185,6 +207,11 @@ def test_fused_verify_equals_the_unfused_forward(
             step.positions.copy_(positions)
             step()
             got.append(step.out.tolist())
+            if screen:
+                # Each column's exact pass computed a few of the 128 rows, and reset its floor.
+                seen = step.seen.view(width, -1).sum(dim=1)
+                assert bool(((seen >= 1) & (seen < 32)).all()), seen.tolist()
+                assert bool((step.floor == float("-inf")).all())
         assert got == expected
         # Float32 summation order: compiled on an H200, one int8 value in 768 was 1.03e-5
         # from the unfused one (both near zero), so 2e-5 there; products summed per column
@@ -288,6 +315,24 @@ def test_speculation_through_the_fused_runner_is_plain_greedy(
     assert stats.steps >= 1
 
 
+def test_a_screened_fused_runner_shares_its_screen_and_stays_greedy(
+    tiny_target: Any, prompts: list[list[int]], expected: list[int]
+) -> None:
+    """With `screen_head` the decode step and the verify steps read one int8 screen of the
+    lm_head, and speculation through them is still plain greedy decoding."""
+    runner = GreedyRunner(
+        _decoder(tiny_target),
+        prefill_chunk=16,
+        fused=FusedSettings(screen_head=True),
+        verify_widths=[4],
+    )
+    assert runner.fused is not None and runner.fused.screen is not None
+    assert runner.fused_verify[4].screen is runner.fused.screen
+    tokens, stats = speculative_generate(runner, NgramDrafter(), prompts[1], NEW_TOKENS, 3)
+    assert tokens == expected
+    assert stats.steps >= 1
+
+
 @pytest.mark.parametrize("k", [1, 3])
 def test_the_one_graph_speculator_verifies_with_the_fused_step(
     fused_runner: GreedyRunner,
@@ -336,6 +381,10 @@ def test_the_assistant_speculator_reads_the_fused_steps_kept_states(
     torch.testing.assert_close(states, unfused_states, rtol=1e-4, atol=1e-4)
 
 
+# On CUDA the one-graph lookup step compiles its n-gram search by default, and torch.compile
+# imports torch.jit, which warns about its own deprecation (an error under pytest's settings).
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:TensorFloat32 tensor cores:UserWarning")
 def test_the_fast_backend_speculates_through_the_fused_verify_step(tiny_model_dir: Path) -> None:
     """SWARMLAB_FAST_FUSED=1 with prompt lookup: the backend's runner verifies fused, and its
     tokens equal the reference backend's (CPU under the interpreter, or CUDA)."""

@@ -14,7 +14,7 @@ them in its `env` map), declared once in `FastOptions`:
 | `SWARMLAB_FAST_SPEC_GRAPH` | `1` on CUDA, else `0` | with any drafter (prompt lookup, a draft checkpoint or an MTP assistant): run drafting, verification and acceptance as one captured step (`fast/spec_graph.py`, `fast/assistant.py`) instead of the host loop |
 | `SWARMLAB_FAST_FUSED` | `0` | `1`: decode with the fused Triton step (`fused.py`; CUDA and triton), and verify drafts with the fused verify step (`fused_verify.py`) |
 | `SWARMLAB_FAST_PDL` | `0` | `1`: launch the fused step's kernels with programmatic dependent launch |
-| `SWARMLAB_FAST_SCREEN_HEAD` | `1` with `SWARMLAB_FAST_FUSED=1` on bf16 weights, else `0` | the fused step reads an int8 copy of the lm_head first, then only the bf16 rows that could be the greedy maximum (the same tokens, 3-4% faster steps on E4B for 0.67 GB more memory; not with `SWARMLAB_FAST_KERNELS=int8`, whose lm_head is int8 already) |
+| `SWARMLAB_FAST_SCREEN_HEAD` | `1` with `SWARMLAB_FAST_FUSED=1` on bf16 weights, else `0` | the fused decode and verify steps read an int8 copy of the lm_head first, then only the bf16 rows that could be the greedy maximum (the same tokens, 3-4% faster decode steps on E4B for 0.67 GB more memory; not with `SWARMLAB_FAST_KERNELS=int8`, whose lm_head is int8 already) |
 | `SWARMLAB_FAST_TUNE` | `0` | `1`: time tile configs for each fused mat-vec at start (about a minute) |
 """
 

@@ -267,6 +267,51 @@ def screen_weights(weight: torch.Tensor, rows_at_once: int = 4096) -> HeadScreen
     return HeadScreen(torch.cat(codes), torch.cat(scales), torch.cat(radii))
 
 
+def screen_programs(rows: int) -> int:
+    """Programs a column of the screened lm_head's exact pass: SCREEN_CHUNK rows each."""
+    return -(-rows // SCREEN_CHUNK)
+
+
+class _Screened(Protocol):
+    """What `head_verify_launch` reads from a screened decode or verify step."""
+
+    model: FastDecoder
+    xin: torch.Tensor
+    upper: torch.Tensor
+    floor: torch.Tensor
+    best: torch.Tensor
+    index: torch.Tensor
+    seen: torch.Tensor
+    use_pdl: bool
+
+
+def head_verify_launch(step: _Screened, columns: int) -> None:
+    """The exact pass after a screened lm_head (`fk.head_verify_kernel`) over `columns`
+    inputs (1 for the decode step, W for the verify step)."""
+    extra = {"launch_pdl": True} if step.use_pdl else {}
+    lm_head = _weight(step.model.lm_head)
+    rows, k = lm_head.shape
+    fk.head_verify_kernel[(screen_programs(rows), columns)](
+        lm_head,
+        step.xin,
+        step.upper,
+        step.floor,
+        step.best,
+        step.index,
+        step.seen,
+        rows,
+        k,
+        SCREEN_CHUNK,
+        float(step.model.shape.final_logit_softcapping or 0.0),
+        CH=SCREEN_CHUNK,
+        C=SCREEN_GROUP,
+        BK=SCREEN_BLOCK_K,
+        USE_PDL=step.use_pdl,
+        num_warps=8,
+        **extra,
+    )
+
+
 def _weight(module: nn.Module) -> torch.Tensor:
     """The matrix a mat-vec streams: plain weights, or the codes of an `Int8Linear`."""
     if isinstance(module, Int8Linear):
@@ -723,8 +768,7 @@ class FusedDecodeStep:
 
     @property
     def _verify_programs(self) -> int:
-        """Programs of the screened lm_head's exact pass: SCREEN_CHUNK rows each."""
-        return -(-self.head.rows // SCREEN_CHUNK)
+        return screen_programs(self.head.rows)
 
     @property
     def argmax_blocks(self) -> int:
@@ -733,27 +777,7 @@ class FusedDecodeStep:
         return self.head.blocks if self.screen is None else self._verify_programs
 
     def _head_verify(self) -> None:
-        extra = {"launch_pdl": True} if self.use_pdl else {}
-        lm_head = _weight(self.model.lm_head)
-        fk.head_verify_kernel[(self._verify_programs,)](
-            lm_head,
-            self.xin,
-            self.upper,
-            self.floor,
-            self.best,
-            self.index,
-            self.seen,
-            lm_head.shape[0],
-            lm_head.shape[1],
-            SCREEN_CHUNK,
-            float(self.shape.final_logit_softcapping or 0.0),
-            CH=SCREEN_CHUNK,
-            C=SCREEN_GROUP,
-            BK=SCREEN_BLOCK_K,
-            USE_PDL=self.use_pdl,
-            num_warps=8,
-            **extra,
-        )
+        head_verify_launch(self, 1)
 
     def _layer(self, index: int, block: Block, residual: torch.Tensor) -> torch.Tensor:
         """Launches of one layer, whose input stream is `residual` (normed into self.xin);

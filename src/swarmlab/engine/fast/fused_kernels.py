@@ -1240,9 +1240,12 @@ if HAVE_TRITON:
         BK: tl.constexpr,
         USE_PDL: tl.constexpr,
     ):
-        """The exact greedy argmax after the int8 screen (matvec_kernel's SCREEN epilogue).
+        """The exact greedy argmax after the int8 screen (matvec_kernel's SCREEN epilogue, or
+        the verify step's matmat_kernel's for several columns).
 
-        Program p takes rows [p * rows_per, (p + 1) * rows_per). The screen left each row's
+        Program (p, c) takes rows [p * rows_per, (p + 1) * rows_per) of column c: its input
+        at x_ptr[c * K], bounds at upper_ptr[c * NR] and floor at floor_ptr[c], its outputs at
+        [c * programs + p] (the decode step has one column). The screen left each row's
         upper bound on its softcapped bf16 logit (upper_ptr) and the largest lower bound of
         any row (floor_ptr): a row whose upper bound is below that floor is below the
         maximum, and cannot tie it, so only the others (candidates) are computed from the
@@ -1252,9 +1255,12 @@ if HAVE_TRITON:
         SOFTCAP_ARGMAX blocks, and how many candidates it computed (seen_ptr)."""
         DT: tl.constexpr = x_ptr.dtype.element_ty
         pid = tl.program_id(0)
+        column = tl.program_id(1)
+        x_ptr += column.to(tl.int64) * K
+        upper_ptr += column.to(tl.int64) * NR
         _pdl_release(USE_PDL)
         _pdl_wait(USE_PDL)
-        floor = tl.load(floor_ptr)
+        floor = tl.load(floor_ptr + column)
         floor = floor - tl.abs(floor) * 0.0078125  # 2^-7: at least one bf16 step
         start = pid * rows_per
         end = tl.minimum(start + rows_per, NR)
@@ -1294,9 +1300,10 @@ if HAVE_TRITON:
                     if top > best:
                         best = top
                         chosen = first
-        tl.store(best_ptr + pid, best)
-        tl.store(index_ptr + pid, chosen)
-        tl.store(seen_ptr + pid, seen)
+        at = column * tl.num_programs(0) + pid
+        tl.store(best_ptr + at, best)
+        tl.store(index_ptr + at, chosen)
+        tl.store(seen_ptr + at, seen)
 
     @triton.jit
     def finish_kernel(

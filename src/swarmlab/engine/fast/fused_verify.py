@@ -52,12 +52,15 @@ from swarmlab.engine.fast.config import SLIDING
 from swarmlab.engine.fast.fused import (
     FINISH_BLOCK,
     FusedUnsupportedError,
+    HeadScreen,
     MatvecConfig,
     _Final,
     _pow2,
     _scale,
     _weight,
     finalizer_launch,
+    head_verify_launch,
+    screen_programs,
     tune_shapes,
 )
 from swarmlab.engine.fast.fused import default_config as matvec_config
@@ -298,8 +301,12 @@ class FusedVerifyStep:
         finalize_launch: bool = True,
         merge_launch: bool = True,
         tensor_cores: bool = True,
+        screen: HeadScreen | None = None,
     ) -> None:
         _check_supported(model, width)
+        # The lm_head through this int8 screen (the decode step's, `screen_weights`), then
+        # each column's candidate bf16 rows (`fk.head_verify_kernel`).
+        self.screen = screen
         self.model, self.width, self.shape = model, width, model.shape
         # Residual finalizers as launches of their own, one program a column, instead of the
         # last mat-mat program behind a counter (the decode step's `finalize_launch`).
@@ -510,22 +517,42 @@ class FusedVerifyStep:
         for index, block in enumerate(self._blocks):
             residual = self._layer(index, block, residual)
         lm_head = _weight(model.lm_head)
-        head = self._matmat(
-            lm_head,
-            self.xin,  # unused: SOFTCAP_ARGMAX stores only block maxima
-            lm_head.shape[0],
-            self.xin,
-            epilogue=fvk.SOFTCAP_ARGMAX,
-            out_scale=shape.final_logit_softcapping or 0.0,
-            scale=_scale(model.lm_head),
-        )
+        vocab, cap = lm_head.shape[0], shape.final_logit_softcapping or 0.0
         # Room for one partial per column and row block: any tile `tl.dot` accepts (16 rows
         # at least), any tile at all without tensor cores.
-        blocks = -(-head.rows // 16) if self.tensor_cores else head.rows
+        blocks = -(-vocab // 16) if self.tensor_cores else vocab
         self.best = self._new(width * blocks, dt=torch.float32)
         self.index = self._new(width * blocks, dt=torch.int32)
-        head.args["aux_ptr"], head.args["aux2_ptr"] = self.best, self.index
-        self.head = head
+        screen = self.screen
+        if screen is None:
+            self.head = self._matmat(
+                lm_head,
+                self.xin,  # unused: SOFTCAP_ARGMAX stores only block maxima
+                vocab,
+                self.xin,
+                epilogue=fvk.SOFTCAP_ARGMAX,
+                out_scale=cap,
+                scale=_scale(model.lm_head),
+                aux=self.best,
+                aux2=self.index,
+            )
+        else:
+            self.upper = self._new(width * vocab, dt=torch.float32)
+            self.floor = torch.full((width,), float("-inf"), device=model.device)
+            self.seen = self._new(width * screen_programs(vocab), dt=torch.int32)
+            self.head = self._matmat(
+                screen.codes,
+                self.xin,  # unused: SCREEN stores only bounds
+                vocab,
+                self.xin,
+                epilogue=fvk.SCREEN,
+                out_scale=cap,
+                scale=screen.scale,
+                aux=self.upper,
+                aux2=self.floor,
+                aux3=screen.radius,
+            )
+            self.launches.append(self._head_verify)
         self.launches.append(self._finish)
         if model.hidden_out is not None:
             self.launches.append(self._keep_hidden)
@@ -697,9 +724,13 @@ class FusedVerifyStep:
 
         self.launches += [prep, attend, merge] if merge_launch else [prep, attend]
 
+    def _head_verify(self) -> None:
+        head_verify_launch(self, self.width)
+
     def _finish(self) -> None:
         extra = {"launch_pdl": True} if self.use_pdl else {}
-        blocks = self.head.blocks
+        screened = self.screen is not None
+        blocks = screen_programs(self.head.rows) if screened else self.head.blocks
         fvk.verify_finish_kernel[(self.width,)](
             self.best,
             self.index,
@@ -708,8 +739,10 @@ class FusedVerifyStep:
             self.positions,
             self.model.cache.slot_positions,
             self.model.cache.ring,
+            self.floor if screened else self.best,
             BLOCK=min(_pow2(blocks), FINISH_BLOCK),
             USE_PDL=self.use_pdl,
+            RESET_FLOOR=screened,
             num_warps=16 if blocks > 4096 else 4,
             **extra,
         )

@@ -34,11 +34,12 @@ from swarmlab.engine.fast.fused_kernels import (
     HAVE_TRITON,
     PLE_GATE,
     SCALE,
+    SCREEN,
     SOFTCAP_ARGMAX,
     STORE,
 )
 
-__all__ = ["GEGLU", "HAVE_TRITON", "PLE_GATE", "SCALE", "SOFTCAP_ARGMAX", "STORE"]
+__all__ = ["GEGLU", "HAVE_TRITON", "PLE_GATE", "SCALE", "SCREEN", "SOFTCAP_ARGMAX", "STORE"]
 
 if HAVE_TRITON:
     import triton
@@ -50,6 +51,7 @@ if HAVE_TRITON:
         _pdl_release,
         _pdl_wait,
         _rnd,
+        _softcap,
         _store_new_kv,
         _tanh,
         _widen,
@@ -60,6 +62,7 @@ if HAVE_TRITON:
     _PLE_GATE = tl.constexpr(PLE_GATE)
     _SOFTCAP_ARGMAX = tl.constexpr(SOFTCAP_ARGMAX)
     _GEGLU = tl.constexpr(GEGLU)
+    _SCREEN = tl.constexpr(SCREEN)
 
     @triton.jit
     def _operand(w, QUANT: tl.constexpr, DT: tl.constexpr):
@@ -437,9 +440,12 @@ if HAVE_TRITON:
         else:
             acc = tl.zeros((BN, BK, WP), dtype=tl.float32)
         acc2 = acc
+        xsq = tl.zeros((WP,), dtype=tl.float32)
         for start in range(k_start, k_end, BK):
             cols = start + tl.arange(0, BK)
             x = _columns_tile(x_rows, cols, K, wcol_ok, res_scale, DT, EMBED_INPUT)
+            if EPI == _SCREEN:
+                xsq += tl.sum(x.to(tl.float32) * x.to(tl.float32), axis=0)
             if EVEN_K:
                 mask = row_ok[:, None]
             else:
@@ -462,7 +468,8 @@ if HAVE_TRITON:
         if SPLIT > 1:
             _store_partials(y, up, part_ptr, rows, row_ok, wcols, wcol_ok, NR, W, EPI)
         else:
-            y = _rnd(y, DT)
+            if EPI != _SCREEN:
+                y = _rnd(y, DT)
             if EPI == _SCALE:
                 y = _rnd(y * out_scale, DT)
             elif EPI == _GEGLU:
@@ -497,7 +504,18 @@ if HAVE_TRITON:
                 at = wcols * tl.num_programs(0) + pid
                 tl.store(aux_ptr + at, best, mask=wcol_ok)
                 tl.store(aux2_ptr + at, first, mask=wcol_ok)
-            if EPI != _SOFTCAP_ARGMAX:
+            elif EPI == _SCREEN:
+                # fused_kernels' SCREEN for each column: upper bounds at aux[c * NR + row],
+                # the column's floor at aux2[c] (aux3: the rows' radii).
+                radius = tl.load(aux3_ptr + rows, mask=row_ok, other=0.0)
+                reach = radius[:, None] * tl.sqrt(xsq)[None, :]
+                upper = _softcap(_rnd(y + reach, DT), out_scale, DT)
+                lower = _softcap(_rnd(y - reach, DT), out_scale, DT)
+                lower = tl.where(row_ok[:, None], lower, float("-inf"))
+                out = aux_ptr + wcols.to(tl.int64)[None, :] * NR + rows[:, None]
+                tl.store(out, upper, mask=row_ok[:, None] & wcol_ok[None, :])
+                tl.atomic_max(aux2_ptr + wcols, tl.max(lower, axis=0), mask=wcol_ok)
+            if EPI != _SOFTCAP_ARGMAX and EPI != _SCREEN:
                 out = y_ptr + wcols.to(tl.int64)[None, :] * NR + rows[:, None]
                 tl.store(out, y.to(DT), mask=row_ok[:, None] & wcol_ok[None, :])
 
@@ -736,11 +754,14 @@ if HAVE_TRITON:
         pos_ptr,
         slot_positions_ptr,
         ring,
+        floor_ptr,
         BLOCK: tl.constexpr,
         USE_PDL: tl.constexpr,
+        RESET_FLOOR: tl.constexpr,
     ):
         """Column program_id(0): the argmax over its vocabulary blocks (first index on ties, as
-        torch.argmax) into out; its position into the sliding ring's position map."""
+        torch.argmax) into out; its position into the sliding ring's position map. With
+        RESET_FLOOR its screened lm_head's floor (floor_ptr[column]) back to -inf."""
         column = tl.program_id(0)
         _pdl_release(USE_PDL)
         _pdl_wait(USE_PDL)
@@ -760,3 +781,5 @@ if HAVE_TRITON:
         pos = tl.load(pos_ptr + column)
         tl.store(out_ptr + column, chosen.to(tl.int64))
         tl.store(slot_positions_ptr + pos % ring, pos)
+        if RESET_FLOOR:
+            tl.store(floor_ptr + column, float("-inf"))

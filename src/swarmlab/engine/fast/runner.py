@@ -54,7 +54,7 @@ class FusedSettings:
     launch of its own instead of inside attention; `cache_hints=False` drops the L2 eviction
     hints (streamed weights evict first, norm weights last); `screen_head` reads the bf16
     lm_head through an int8 screen and then only its candidate rows (same tokens, half its
-    bytes; not for int8 weights)."""
+    bytes; not for int8 weights), in the decode step and the fused verify steps alike."""
 
     use_pdl: bool = False
     fuse_prep: bool = True
@@ -106,6 +106,8 @@ def _fused_verify_step(
         out,
         use_pdl=settings.use_pdl,
         cache_hints=settings.cache_hints,
+        # The decode step's int8 screen of the lm_head, shared (0.67 GB on E4B).
+        screen=runner.fused.screen if runner.fused is not None else None,
     )
     # Mat-mat keys name their padded width (WP) and DOT, so decode tiles never apply; verify
     # tiles (tuned at any width of that WP) may.
