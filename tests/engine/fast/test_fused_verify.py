@@ -331,6 +331,14 @@ def test_a_screened_fused_runner_shares_its_screen_and_stays_greedy(
     tokens, stats = speculative_generate(runner, NgramDrafter(), prompts[1], NEW_TOKENS, 3)
     assert tokens == expected
     assert stats.steps >= 1
+    from swarmlab.engine.fast.fused import FusedUnsupportedError
+    from swarmlab.engine.fast.fused_verify import FusedVerifyStep
+    from swarmlab.engine.quant import Int8Linear, swap_linears
+
+    int8 = _decoder(tiny_target)
+    swap_linears(int8, Int8Linear, use_kernel=False)
+    with pytest.raises(FusedUnsupportedError, match="int8 already"):
+        FusedVerifyStep(int8, 4, screen=runner.fused.screen)
 
 
 @pytest.mark.parametrize("k", [1, 3])

@@ -8,8 +8,8 @@ softcap and block argmax, and a finish kernel that feeds the token back. `fuse_p
 keeps the q/k prep as a launch of its own before attention (8 a layer), for comparison.
 `screen_head=True` reads an int8 copy of the lm_head first and then only the bf16 rows that
 could be the maximum (`screen_weights`, `fk.head_verify_kernel`): the same greedy token for
-half the lm_head's bytes. `GreedyRunner(fused=True)` captures the list in a CUDA graph. Where norms, residual adds and
-activations go is described in `fused_kernels.py`.
+half the lm_head's bytes. `GreedyRunner(fused=True)` captures the list in a CUDA graph. Where
+norms, residual adds and activations go is described in `fused_kernels.py`.
 
 Each mat-vec's tile shape comes from `default_config` or, with `tune()`, from timing a few
 candidates per distinct shape (L2 flushed between runs, as in a real step where 9 GB stream

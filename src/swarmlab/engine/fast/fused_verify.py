@@ -306,6 +306,10 @@ class FusedVerifyStep:
         _check_supported(model, width)
         # The lm_head through this int8 screen (the decode step's, `screen_weights`), then
         # each column's candidate bf16 rows (`fk.head_verify_kernel`).
+        if screen is not None and _scale(model.lm_head) is not None:
+            raise FusedUnsupportedError(
+                "a screen is for a bf16 lm_head, and this one is int8 already: pass screen=None"
+            )
         self.screen = screen
         self.model, self.width, self.shape = model, width, model.shape
         # Residual finalizers as launches of their own, one program a column, instead of the
