@@ -112,6 +112,15 @@ if HAVE_TRITON:
         return y
 
     @triton.jit
+    def _screen_bounds(y, reach, valid, cap, DT: tl.constexpr):
+        """Bounds on the softcapped bf16 logit whose float32 value is within `reach` of the
+        screen's `y`: rounding and the softcap are monotone, so bounds stay bounds after them.
+        (upper, lower), lower -inf where not `valid`."""
+        upper = _softcap(_rnd(y + reach, DT), cap, DT)
+        lower = tl.where(valid, _softcap(_rnd(y - reach, DT), cap, DT), float("-inf"))
+        return upper, lower
+
+    @triton.jit
     def _pdl_wait(USE_PDL: tl.constexpr):
         if USE_PDL:
             tl.extra.cuda.gdc_wait()
@@ -303,10 +312,8 @@ if HAVE_TRITON:
         elif EPI == _SCREEN:
             # y is the int8 screen's logit before rounding; the exact one (bf16 weights,
             # `head_verify_kernel`) is within radius * |x| of it (aux3: the per-row radius).
-            # Rounding and the softcap are monotone, so the bounds stay bounds after them.
             reach = tl.load(aux3_ptr + rows, mask=row_ok, other=0.0) * tl.sqrt(tl.sum(xsq, axis=0))
-            upper = _softcap(_rnd(y + reach, DT), out_scale, DT)
-            lower = tl.where(row_ok, _softcap(_rnd(y - reach, DT), out_scale, DT), float("-inf"))
+            upper, lower = _screen_bounds(y, reach, row_ok, out_scale, DT)
             tl.store(aux_ptr + rows, upper, mask=row_ok)
             tl.atomic_max(aux2_ptr, tl.max(lower, axis=0))
         if EPI != _SOFTCAP_ARGMAX and EPI != _SCREEN:

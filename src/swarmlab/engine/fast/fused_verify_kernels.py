@@ -51,9 +51,9 @@ if HAVE_TRITON:
         _pdl_release,
         _pdl_wait,
         _rnd,
+        _screen_bounds,
         _softcap,
         _store_new_kv,
-        _tanh,
         _widen,
     )
     from swarmlab.engine.fast.kernels import widen_int
@@ -496,9 +496,7 @@ if HAVE_TRITON:
                     AUX_BLOCK,
                 )
             elif EPI == _SOFTCAP_ARGMAX:
-                if out_scale > 0:
-                    y = _rnd(_rnd(_tanh(_rnd(y / out_scale, DT)), DT) * out_scale, DT)
-                y = tl.where(row_ok[:, None], y, float("-inf"))
+                y = tl.where(row_ok[:, None], _softcap(y, out_scale, DT), float("-inf"))
                 best = tl.max(y, axis=0)
                 first = tl.min(tl.where(y == best[None, :], rows[:, None], 2147483647), axis=0)
                 at = wcols * tl.num_programs(0) + pid
@@ -509,9 +507,7 @@ if HAVE_TRITON:
                 # the column's floor at aux2[c] (aux3: the rows' radii).
                 radius = tl.load(aux3_ptr + rows, mask=row_ok, other=0.0)
                 reach = radius[:, None] * tl.sqrt(xsq)[None, :]
-                upper = _softcap(_rnd(y + reach, DT), out_scale, DT)
-                lower = _softcap(_rnd(y - reach, DT), out_scale, DT)
-                lower = tl.where(row_ok[:, None], lower, float("-inf"))
+                upper, lower = _screen_bounds(y, reach, row_ok[:, None], out_scale, DT)
                 out = aux_ptr + wcols.to(tl.int64)[None, :] * NR + rows[:, None]
                 tl.store(out, upper, mask=row_ok[:, None] & wcol_ok[None, :])
                 tl.atomic_max(aux2_ptr + wcols, tl.max(lower, axis=0), mask=wcol_ok)
