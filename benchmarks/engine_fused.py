@@ -230,6 +230,13 @@ ATTENTION_VARIANTS: dict[str, dict[str, Any]] = {
         "merge_launch": True,
         "splits": {"sliding_attention": 32, "full_attention": 64},
     },
+    # Each merge program writes part of a query head (more programs, fewer loads each;
+    # fused.MERGE_DIMS is the default), or a whole head (None).
+    "merge launches of whole heads": {"merge_dims": None},
+    "merge launches of 128 dimensions": {"merge_dims": 128},
+    "merge launches of 64 dimensions": {"merge_dims": 64},
+    "merge launches of 32 dimensions": {"merge_dims": 32},
+    "merge launches of 16 dimensions": {"merge_dims": 16},
     # Down's finalizer as the PLE gate's prologue (every one of its programs), not a launch.
     "PLE gate finalizes down": {"ple_gate_prologue": True},
     # The mat-vecs' finalizers left out (wrong results, true timings).

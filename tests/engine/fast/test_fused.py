@@ -78,7 +78,7 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         (16384, True, True, False, None, False, "one-wave"),
         (16384, True, True, True, None, False, "one-wave"),
         (16384, True, True, False, None, "prewait", "finalize-launch"),
-        (16384, True, True, False, MANY_SPLITS, "prewait", "finalize-and-merge-launches"),
+        (16384, True, True, False, MANY_SPLITS, "prewait", "finalize-and-chunked-merge-launches"),
         (16384, True, True, True, None, "prewait", "finalize-ple-prologue-and-merge-launches"),
     ],
     ids=[
@@ -95,7 +95,7 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
         "one-wave-matvecs",
         "one-wave-matvecs-int8",
         "prewait-finalize-launches",
-        "prewait-finalize-and-merge-launches-many-splits",
+        "prewait-finalize-and-merge-launches-of-8-dimensions-many-splits",
         "int8-down-finalized-in-the-ple-gate",
     ],
 )
@@ -118,8 +118,9 @@ def test_fused_step_equals_the_unfused_step(
     runs every mat-vec as one wave of 3 programs taking several row blocks of several column
     tiles each (ragged at both ends); "finalize-launch" finalizes the residual stream in a
     launch of its own after each mat-vec that feeds it, "...-and-merge-launches" also
-    merges attention's splits in a launch of their own, and "ple-prologue" has every program
-    of the PLE gate finalize down's output itself instead."""
+    merges attention's splits in a launch of their own ("chunked": each program merging 8
+    dimensions of a head; else a whole head), and "ple-prologue" has every program of the PLE
+    gate finalize down's output itself instead."""
     from swarmlab.engine.fast import fused
     from swarmlab.engine.fast.fused import FusedDecodeStep, MatvecConfig
     from swarmlab.engine.quant import Int8Linear, swap_linears
@@ -151,11 +152,13 @@ def test_fused_step_equals_the_unfused_step(
         use_pdl=early == "prewait",
         finalize_launch=launches.startswith("finalize"),
         merge_launch=launches.endswith("merge-launches"),
+        # 8 of the 16 (sliding) or 32 (global) dimensions of a head a merge program
+        merge_dims=8 if "chunked" in launches else None,
         ple_gate_prologue="ple-prologue" in launches,
     )
     if launches == "one-wave":
         for launch in step.matvecs:
-            launch.config = MatvecConfig(block_n=16, block_k=32, warps=4, stages=1, programs=3)
+            launch.config = MatvecConfig(block_n=32, block_k=32, warps=4, stages=1, programs=3)
     # qkv, q/k prep (unless fuse_prep puts it inside attention), attention, o, gate+up, down,
     # PLE gate, PLE projection a layer; plus the PLE model projection, the lm_head and finish.
     # A finalize launch after o, down and the PLE projection, and after the model projection;
@@ -216,6 +219,40 @@ def test_attention_splits_must_be_powers_of_two(tiny_target: Any) -> None:
     history = torch.zeros(96, dtype=torch.long, device=DEVICE)
     with pytest.raises(ValueError, match="power of two"):
         FusedDecodeStep(_decoder(tiny_target), *state, history, splits={"full_attention": 3})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"merge_dims": 24}, "merge_dims must be a power of two or None, got 24"),
+        ({"merge_dims": 0}, "merge_dims must be a power of two or None, got 0"),
+    ],
+)
+def test_merge_dims_are_checked(tiny_target: Any, options: dict[str, int], message: str) -> None:
+    """A merge program's share of a query head that is no power of two is refused, with what
+    is allowed named, before anything is built."""
+    from swarmlab.engine.fast.fused import FusedDecodeStep
+
+    state = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
+    history = torch.zeros(96, dtype=torch.long, device=DEVICE)
+    with pytest.raises(ValueError, match=message):
+        FusedDecodeStep(_decoder(tiny_target), *state, history, **options)
+
+
+def test_every_benchmark_variant_builds_a_step(tiny_target: Any) -> None:
+    """`benchmarks/engine_fused.py --only-attention` builds a step from each of its variants'
+    options: every one must be an option the step takes, with a value it accepts."""
+    from tests.fixtures.fast_engine import load_benchmark
+
+    from swarmlab.engine.fast.fused import FusedDecodeStep
+
+    variants = load_benchmark("engine_fused").ATTENTION_VARIANTS
+    decoder = _decoder(tiny_target)
+    state = [torch.zeros(1, dtype=torch.long, device=DEVICE) for _ in range(3)]
+    history = torch.zeros(96, dtype=torch.long, device=DEVICE)
+    for name, options in variants.items():
+        step = FusedDecodeStep(decoder, *state, history, use_pdl=True, **options)
+        assert len(step.launches) > decoder.shape.num_layers, name
 
 
 @torch.inference_mode()
@@ -330,14 +367,17 @@ def test_the_fused_runner_screens_the_lm_head_when_asked(
     assert runner.generate(prompts[1], 4) == reference_greedy(tiny_target, prompts[1], 4)
 
 
-def test_the_shipped_h200_tiles_name_the_e4b_mat_vecs() -> None:
+@pytest.mark.parametrize("name", ["nvidia-h200"])
+def test_the_shipped_tiles_name_the_e4b_mat_vecs(name: str) -> None:
+    """Each GPU's tiles file sits where `shipped_configs` looks for that GPU's name and holds
+    a tile for every E4B mat-vec and verify mat-mat shape."""
     import json
 
     from swarmlab.engine.fast.fused import TILES, MatvecConfig
     from swarmlab.engine.fast.fused_verify import SPLITS
 
-    shipped = json.loads((TILES / "nvidia-h200.json").read_text(encoding="utf-8"))
-    assert shipped["gpu"] == "NVIDIA H200"
+    shipped = json.loads((TILES / f"{name}.json").read_text(encoding="utf-8"))
+    assert shipped["gpu"].lower().replace(" ", "-") == name
     shapes = {key.split(":")[0] for key in shipped["configs"]}
     # qkv (sliding, shared q, global, shared global q), o (sliding, global), gate+up, down,
     # the three per-layer-embedding projections and the lm_head.

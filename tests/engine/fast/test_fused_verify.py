@@ -107,7 +107,7 @@ MANY_SPLITS = {"sliding_attention": 4, "full_attention": 8}
     ids=[
         "w2-fma",
         "w4-one-split-query-chunks-counters",
-        "w9-many-splits-query-chunks",
+        "w9-many-splits-query-chunks-merges-of-8-dimensions",
         "w5-int8-counters",
         "w3-int8-fma",
         "w5-columns-split-2",
@@ -136,7 +136,7 @@ def test_fused_verify_equals_the_unfused_forward(
     dims of a program) divides attention's queries into several programs; with int8 the
     mat-mats read `Int8Linear` codes and scales; without `launches` the mat-mats' last programs
     finalize and attention's last split merges (behind counters) instead of launches of their
-    own; without `tensor_cores` the mat-mats multiply in float32 per column (no `tl.dot`);
+    own (at W = 9, several programs a head); without `tensor_cores` the mat-mats multiply in float32 per column (no `tl.dot`);
     with `cut` > 1 every mat-mat that can (gate+up, and o and down, whose finalize launches add
     the partials) splits its columns `cut` ways; with `screen` the lm_head reads int8 codes
     of its rows first (`screen_weights`), then each column's candidate rows, in programs of 32
@@ -163,6 +163,8 @@ def test_fused_verify_equals_the_unfused_forward(
         cache_hints=cache_hints,
         finalize_launch=launches,
         merge_launch=launches,
+        # (each merge program writing 8 of a head's 16 or 32 dimensions; whole heads else)
+        merge_dims=8 if width == 9 else None,
         tensor_cores=tensor_cores,
         screen=screen_weights(decoder.lm_head.weight) if screen else None,
     )

@@ -123,6 +123,16 @@ def candidate_configs(rows: int, k: int, sms: int = 0) -> list[MatvecConfig]:
 # query head at a time, which keeps registers in bounds on the 512-wide global heads).
 MERGE_AT_ONCE_LIMIT = 16384
 
+# Dimensions of a query head each merge program writes: 32 (64 programs on the sliding
+# layers, 128 on the global ones, 4-8 KB of partials each) took 0.058 ms off a step against
+# one program a head on an H100 (3.696 against 3.754 ms); 16 and 64 were no better
+# (3.701, 3.710). Prediction 32.
+MERGE_DIMS = 32
+
+# Warps of a finalize launch (one program over the hidden size; 4 and 16 timed within
+# 0.03 ms of 8 on an H100).
+FINALIZE_WARPS = 8
+
 # Software-pipelining depth of the attention launch: its key loop runs 1-3 times, and
 # Triton's default pipeline cost ~1.3 us a layer more than none (measured on an H200).
 ATTENTION_STAGES = 1
@@ -285,6 +295,17 @@ class _Screened(Protocol):
     use_pdl: bool
 
 
+class _Merging(Protocol):
+    """What `merger_launch` reads of a decode or verify step."""
+
+    m_part: torch.Tensor
+    l_part: torch.Tensor
+    acc_part: torch.Tensor
+    attn_out: torch.Tensor
+    merge_dims: int | None
+    use_pdl: bool
+
+
 def head_verify_launch(step: _Screened, columns: int) -> None:
     """The exact pass after a screened lm_head (`fk.head_verify_kernel`) over `columns`
     inputs (1 for the decode step, W for the verify step)."""
@@ -330,6 +351,38 @@ def _scale(module: nn.Module) -> torch.Tensor | None:
     return module.scale if isinstance(module, Int8Linear) else None
 
 
+def check_merge_dims(merge_dims: int | None) -> int | None:
+    """A merge program's share of a query head's dimensions, checked (None: the whole head)."""
+    if merge_dims is not None and (merge_dims < 1 or merge_dims & (merge_dims - 1)):
+        raise ValueError(f"merge_dims must be a power of two or None, got {merge_dims}")
+    return merge_dims
+
+
+def merger_launch(step: _Merging, heads: int, head_dim: int, splits: int) -> Callable[[], None]:
+    """Attention's split merge as `fused_kernels.merge_kernel` launched after the attention
+    launch: for each of `heads` query heads (a verify step's are (query, head) pairs, laid
+    out as the decode step's heads are), `step.merge_dims` of its dimensions a program, from
+    the (max, sum, weighted values) partials of `splits` splits into `step.attn_out`."""
+    chunk = min(step.merge_dims or head_dim, head_dim)
+    extra = {"launch_pdl": True} if step.use_pdl else {}
+
+    def merge() -> None:
+        fk.merge_kernel[(heads, head_dim // chunk)](
+            step.m_part,
+            step.l_part,
+            step.acc_part,
+            step.attn_out,
+            SPLITS=splits,
+            D=head_dim,
+            DC=chunk,
+            USE_PDL=step.use_pdl,
+            num_warps=8 if splits * chunk > 4096 else 4,
+            **extra,
+        )
+
+    return merge
+
+
 def finalizer_launch(
     out: torch.Tensor,
     args: dict[str, Any],
@@ -371,7 +424,7 @@ def finalizer_launch(
             KEEP="evict_last" if cache_hints else "",
             SPLIT=split,
             USE_PDL=use_pdl,
-            num_warps=8,
+            num_warps=FINALIZE_WARPS,
             **extra,
         )
 
@@ -490,6 +543,7 @@ class FusedDecodeStep:
         final_ablate: int = 0,
         finalize_launch: bool = True,
         merge_launch: bool = True,
+        merge_dims: int | None = MERGE_DIMS,
         ple_gate_prologue: bool = True,
         screen_head: bool = False,
     ) -> None:
@@ -515,9 +569,12 @@ class FusedDecodeStep:
         # program (found through a counter every program updates).
         # (Timing experiments that leave finalizers out leave their launches out too.)
         self.finalize_launch = finalize_launch and not final_ablate
-        # Attention's splits merged by a launch of their own (one program a query head)
+        # Attention's splits merged by a launch of their own (merge_dims of a query head a program)
         # instead of the last split of each KV head (found through a counter).
         self.merge_launch = merge_launch
+        # Output dimensions a merge program writes (None: a whole head): more, smaller
+        # programs, each with fewer partials to read (prediction 32).
+        self.merge_dims = check_merge_dims(merge_dims)
         # The down mat-vec's finalizer done by every program of the PLE gate mat-vec (256
         # programs) before its dot products, instead of by a launch of its own.
         self.ple_gate_prologue = ple_gate_prologue and not final_ablate
@@ -961,22 +1018,9 @@ class FusedDecodeStep:
                 **extra,
             )
 
-        def merge() -> None:
-            fk.merge_kernel[(heads,)](
-                self.m_part,
-                self.l_part,
-                self.acc_part,
-                self.attn_out,
-                SPLITS=splits,
-                D=head_dim,
-                USE_PDL=use_pdl,
-                num_warps=8 if splits * head_dim > 4096 else 4,
-                **extra,
-            )
-
         self.launches += [attend] if fuse_prep else [prep, attend]
         if merge_launch:
-            self.launches.append(merge)
+            self.launches.append(merger_launch(self, heads, head_dim, splits))
 
     def _finish(self) -> None:
         extra = {"launch_pdl": True} if self.use_pdl else {}

@@ -1212,15 +1212,17 @@ if HAVE_TRITON:
         out_ptr,
         SPLITS: tl.constexpr,
         D: tl.constexpr,
+        DC: tl.constexpr,
         USE_PDL: tl.constexpr,
     ):
-        """Query head program_id(0)'s attention output from the (max, sum, weighted values)
-        each split of `attention_kernel` (MERGE_LAUNCH) left."""
+        """Dimensions [program_id(1) * DC, + DC) of query head program_id(0)'s attention
+        output from the (max, sum, weighted values) each split of `attention_kernel`
+        (MERGE_LAUNCH) left."""
         DT: tl.constexpr = out_ptr.dtype.element_ty
         head = tl.program_id(0)
         _pdl_release(USE_PDL)
         _pdl_wait(USE_PDL)
-        dims = tl.arange(0, D)
+        dims = tl.program_id(1) * DC + tl.arange(0, DC)
         parts = head * SPLITS + tl.arange(0, SPLITS)
         ms = tl.load(m_ptr + parts, cache_modifier=".cg")
         ls = tl.load(l_ptr + parts, cache_modifier=".cg")

@@ -51,6 +51,7 @@ from swarmlab.engine.fast import fused_verify_kernels as fvk
 from swarmlab.engine.fast.config import SLIDING
 from swarmlab.engine.fast.fused import (
     FINISH_BLOCK,
+    MERGE_DIMS,
     FusedUnsupportedError,
     HeadScreen,
     MatvecConfig,
@@ -58,8 +59,10 @@ from swarmlab.engine.fast.fused import (
     _pow2,
     _scale,
     _weight,
+    check_merge_dims,
     finalizer_launch,
     head_verify_launch,
+    merger_launch,
     screen_programs,
     tune_shapes,
 )
@@ -300,6 +303,7 @@ class FusedVerifyStep:
         key_blocks: dict[str, int] | None = None,
         finalize_launch: bool = True,
         merge_launch: bool = True,
+        merge_dims: int | None = MERGE_DIMS,
         tensor_cores: bool = True,
         screen: HeadScreen | None = None,
     ) -> None:
@@ -316,8 +320,10 @@ class FusedVerifyStep:
         # last mat-mat program behind a counter (the decode step's `finalize_launch`).
         self.finalize_launch = finalize_launch
         # Attention's splits merged by a launch of their own (the decode step's `merge_kernel`,
-        # one program a query and head) instead of the last split behind a counter.
+        # each program a query's head, or `merge_dims` of its dimensions) instead of the last
+        # split behind a counter.
         self.merge_launch = merge_launch
+        self.merge_dims = check_merge_dims(merge_dims)
         # Mat-mats through `tl.dot` (columns padded to 16), or float32 products per column as
         # the decode step's mat-vecs do (columns padded to a power of two; an experiment for
         # small W, where the padding wastes most of the tensor-core work).
@@ -711,22 +717,11 @@ class FusedVerifyStep:
                 **extra,
             )
 
-        def merge() -> None:
+        self.launches += [prep, attend]
+        if merge_launch:
             # Partials of (query, head) sit where the decode step's are for head
             # query * heads + head, and so does its output row: the same kernel merges them.
-            fk.merge_kernel[(width * heads,)](
-                self.m_part,
-                self.l_part,
-                self.acc_part,
-                self.attn_out,
-                SPLITS=splits,
-                D=head_dim,
-                USE_PDL=self.use_pdl,
-                num_warps=8 if splits * head_dim > 4096 else 4,
-                **extra,
-            )
-
-        self.launches += [prep, attend, merge] if merge_launch else [prep, attend]
+            self.launches.append(merger_launch(self, width * heads, head_dim, splits))
 
     def _head_verify(self) -> None:
         head_verify_launch(self, self.width)
