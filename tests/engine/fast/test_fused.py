@@ -367,7 +367,7 @@ def test_the_fused_runner_screens_the_lm_head_when_asked(
     assert runner.generate(prompts[1], 4) == reference_greedy(tiny_target, prompts[1], 4)
 
 
-@pytest.mark.parametrize("name", ["nvidia-h200"])
+@pytest.mark.parametrize("name", ["nvidia-h200", "nvidia-h100-80gb-hbm3"])
 def test_the_shipped_tiles_name_the_e4b_mat_vecs(name: str) -> None:
     """Each GPU's tiles file sits where `shipped_configs` looks for that GPU's name and holds
     a tile for every E4B mat-vec and verify mat-mat shape."""
