@@ -569,8 +569,8 @@ class FusedDecodeStep:
         # program (found through a counter every program updates).
         # (Timing experiments that leave finalizers out leave their launches out too.)
         self.finalize_launch = finalize_launch and not final_ablate
-        # Attention's splits merged by a launch of their own (merge_dims of a query head a program)
-        # instead of the last split of each KV head (found through a counter).
+        # Attention's splits merged by a launch of their own instead of the last split of each
+        # KV head (found through a counter).
         self.merge_launch = merge_launch
         # Output dimensions a merge program writes (None: a whole head): more, smaller
         # programs, each with fewer partials to read (prediction 32).
